@@ -1,0 +1,12 @@
+// HTTP status + OSS error code -> errno, one table (DESIGN.md principle 7).
+#pragma once
+
+#include <string_view>
+
+namespace ossshim::oss {
+
+// 404 -> ENOENT, 403 -> EACCES, 416 -> EINVAL, 412 -> ESTALE, 409 -> EEXIST/EBUSY by code,
+// 400 -> EINVAL, 5xx -> EIO, quota/space codes -> ENOSPC/EDQUOT, 0 (no response) -> EIO/ETIMEDOUT.
+int errno_for(int http_status, std::string_view oss_code);
+
+}  // namespace ossshim::oss
