@@ -16,10 +16,10 @@ struct VerifyResult {
   bool anonymous = false;  // no signature of any kind on the request
   Scheme scheme = Scheme::none;
   std::string access_key_id;
-  std::string error_code;       // "SignatureDoesNotMatch", "InvalidAccessKeyId", "RequestTimeTooSkewed",
-                                // "AccessDenied" (expired presign), "InvalidArgument" (malformed header)
-  std::string message;          // human detail, never the secret
-  std::string string_to_sign;   // what the server computed, returned to clients in the error body
+  std::string error_code;      // "SignatureDoesNotMatch", "InvalidAccessKeyId", "RequestTimeTooSkewed",
+                               // "AccessDenied" (expired presign), "InvalidArgument" (malformed header)
+  std::string message;         // human detail, never the secret
+  std::string string_to_sign;  // what the server computed, returned to clients in the error body
 };
 
 // secret_for(access_key_id) returns the secret (and expected token, if any) or nullopt if unknown.

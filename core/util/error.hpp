@@ -9,13 +9,13 @@
 namespace ossshim {
 
 struct Error {
-  int err = 0;              // errno a local file system would give (ENOENT, EACCES, EIO, ...)
-  std::string op;           // "HeadObject", "GetObject", "config", ...
-  std::string target;       // "oss://bucket/key", a file path, a config key
-  int http_status = 0;      // 0 when no HTTP response was received
-  std::string code;         // OSS error code ("NoSuchKey") or a transport reason ("connect timeout")
-  std::string message;      // human detail
-  std::string request_id;   // x-oss-request-id when known
+  int err = 0;             // errno a local file system would give (ENOENT, EACCES, EIO, ...)
+  std::string op;          // "HeadObject", "GetObject", "config", ...
+  std::string target;      // "oss://bucket/key", a file path, a config key
+  int http_status = 0;     // 0 when no HTTP response was received
+  std::string code;        // OSS error code ("NoSuchKey") or a transport reason ("connect timeout")
+  std::string message;     // human detail
+  std::string request_id;  // x-oss-request-id when known
 
   // "GetObject oss://b/k: HTTP 404 NoSuchKey (The specified key does not exist.) request-id 5F.. [ENOENT]"
   std::string to_string() const;
@@ -25,8 +25,8 @@ struct Error {
 template <class T>
 class Result {
  public:
-  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
-  Result(Error error) : v_(std::move(error)) {}    // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
+  Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
   T& value() { return std::get<0>(v_); }
@@ -42,6 +42,8 @@ class Result {
 
 struct Unit {};
 using Status = Result<Unit>;
-inline Status ok_status() { return Unit{}; }
+inline Status ok_status() {
+  return Unit{};
+}
 
 }  // namespace ossshim
