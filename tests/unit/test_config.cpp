@@ -1,0 +1,270 @@
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+
+#include "config/config.hpp"
+#include "log/log.hpp"
+
+using namespace ossshim;
+
+namespace {
+using Vars = std::map<std::string, std::string>;
+
+EnvLookup env_of(Vars vars) {
+  return [vars](const std::string& n) -> std::optional<std::string> {
+    auto it = vars.find(n);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+const Vars kMinimal = {{"OSSSHIM_ENDPOINT", "oss-cn-hangzhou.aliyuncs.com"}};
+
+std::string error_of(const std::string& toml, Vars vars = kMinimal) {
+  auto r = load_config_text(toml, "test.toml", env_of(vars));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().err == EINVAL);
+  return r.error().to_string();
+}
+
+std::string env_error_of(Vars vars) {
+  auto r = load_config(env_of(vars));
+  REQUIRE_FALSE(r.ok());
+  return r.error().to_string();
+}
+}  // namespace
+
+TEST_CASE("defaults and derivations", "[config]") {
+  auto c = load_config(env_of(kMinimal));
+  REQUIRE(c.ok());
+  CHECK(c->prefix == "/oss");
+  CHECK(c->endpoint == "https://oss-cn-hangzhou.aliyuncs.com");
+  CHECK(c->region == "cn-hangzhou");
+  CHECK(c->signature == auth::Scheme::v4);
+  CHECK(c->addressing == Addressing::virtual_hosted);
+  CHECK(c->chunk_size == 8u << 20);
+  CHECK(c->log_level == log::Level::warn);
+
+  auto internal = load_config(env_of({{"OSSSHIM_ENDPOINT", "http://oss-cn-beijing-internal.aliyuncs.com/"}}));
+  REQUIRE(internal.ok());
+  CHECK(internal->region == "cn-beijing");
+  CHECK(internal->endpoint == "http://oss-cn-beijing-internal.aliyuncs.com");
+
+  auto local =
+      load_config(env_of({{"OSSSHIM_ENDPOINT", "http://127.0.0.1:9000"}, {"OSSSHIM_REGION", "cn-hangzhou"}}));
+  REQUIRE(local.ok());
+  CHECK(local->addressing == Addressing::path);
+  auto localhost = load_config(env_of({{"OSSSHIM_ENDPOINT", "localhost:9000"}, {"OSSSHIM_SIGNATURE", "v1"}}));
+  REQUIRE(localhost.ok());
+  CHECK(localhost->addressing == Addressing::path);
+  CHECK(localhost->endpoint == "https://localhost:9000");
+  auto forced = load_config(env_of({{"OSSSHIM_ENDPOINT", "http://127.0.0.1:9000"},
+                                    {"OSSSHIM_REGION", "r"},
+                                    {"OSSSHIM_ADDRESSING", "virtual"}}));
+  REQUIRE(forced.ok());
+  CHECK(forced->addressing == Addressing::virtual_hosted);
+}
+
+TEST_CASE("every key is settable from TOML and from the environment; env wins", "[config]") {
+  const std::string toml = R"(
+prefix = "/models/"
+endpoint = "http://127.0.0.1:9000"
+region = "cn-shanghai"
+signature = "v1"
+addressing = "virtual"
+ca_file = "/etc/ssl/ca.pem"
+verify_tls = false
+connect_timeout = "2s"
+request_timeout = "5m"
+first_byte_timeout = 750
+low_speed_limit = "4k"
+low_speed_time = 7
+retries = 5
+retry_base = "100ms"
+retry_max = "3s"
+concurrency = 32
+chunk_size = "16m"
+cache_size = "2g"
+cache_dir = "/mnt/nvme/cache"
+attr_ttl = "30s"
+negative_ttl = 0
+log = "debug"
+log_file = "/tmp/ossshim.log"
+)";
+  auto c = load_config_text(toml, "test.toml", env_of({}));
+  REQUIRE(c.ok());
+  CHECK(c->prefix == "/models");
+  CHECK(c->endpoint == "http://127.0.0.1:9000");
+  CHECK(c->region == "cn-shanghai");
+  CHECK(c->signature == auth::Scheme::v1);
+  CHECK(c->addressing == Addressing::virtual_hosted);
+  CHECK(c->ca_file == "/etc/ssl/ca.pem");
+  CHECK_FALSE(c->verify_tls);
+  CHECK(c->connect_timeout_ms == 2000);
+  CHECK(c->request_timeout_ms == 300000);
+  CHECK(c->first_byte_timeout_ms == 750);
+  CHECK(c->low_speed_bytes == 4096);
+  CHECK(c->low_speed_seconds == 7);
+  CHECK(c->retries == 5);
+  CHECK(c->retry_base_ms == 100);
+  CHECK(c->retry_max_ms == 3000);
+  CHECK(c->concurrency == 32);
+  CHECK(c->chunk_size == 16u << 20);
+  CHECK(c->cache_size == 2ull << 30);
+  CHECK(c->cache_dir == "/mnt/nvme/cache");
+  CHECK(c->attr_ttl_ms == 30000);
+  CHECK(c->negative_ttl_ms == 0);
+  CHECK(c->log_level == log::Level::debug);
+  CHECK(c->log_file == "/tmp/ossshim.log");
+  CHECK(c->config_file == "test.toml");
+
+  Vars env = {{"OSSSHIM_PREFIX", "/data"},
+              {"OSSSHIM_ENDPOINT", "https://s3.example.com"},
+              {"OSSSHIM_REGION", "us-east-1"},
+              {"OSSSHIM_SIGNATURE", "s3v4"},
+              {"OSSSHIM_ADDRESSING", "path"},
+              {"OSSSHIM_CA_FILE", "/ca"},
+              {"OSSSHIM_VERIFY_TLS", "true"},
+              {"OSSSHIM_CONNECT_TIMEOUT", "1s"},
+              {"OSSSHIM_REQUEST_TIMEOUT", "10s"},
+              {"OSSSHIM_FIRST_BYTE_TIMEOUT", "2s"},
+              {"OSSSHIM_LOW_SPEED_LIMIT", "1k"},
+              {"OSSSHIM_LOW_SPEED_TIME", "3"},
+              {"OSSSHIM_RETRIES", "0"},
+              {"OSSSHIM_RETRY_BASE", "50ms"},
+              {"OSSSHIM_RETRY_MAX", "1s"},
+              {"OSSSHIM_CONCURRENCY", "8"},
+              {"OSSSHIM_CHUNK_SIZE", "4MiB"},
+              {"OSSSHIM_CACHE_SIZE", "16g"},
+              {"OSSSHIM_CACHE_DIR", "/dev/shm/x"},
+              {"OSSSHIM_ATTR_TTL", "1m"},
+              {"OSSSHIM_NEGATIVE_TTL", "2s"},
+              {"OSSSHIM_LOG", "error"},
+              {"OSSSHIM_LOG_FILE", "/tmp/l"}};
+  auto e = load_config_text(toml, "test.toml", env_of(env));
+  REQUIRE(e.ok());
+  CHECK(e->prefix == "/data");
+  CHECK(e->endpoint == "https://s3.example.com");
+  CHECK(e->region == "us-east-1");
+  CHECK(e->signature == auth::Scheme::s3v4);
+  CHECK(e->addressing == Addressing::path);
+  CHECK(e->ca_file == "/ca");
+  CHECK(e->verify_tls);
+  CHECK(e->connect_timeout_ms == 1000);
+  CHECK(e->request_timeout_ms == 10000);
+  CHECK(e->first_byte_timeout_ms == 2000);
+  CHECK(e->low_speed_bytes == 1024);
+  CHECK(e->low_speed_seconds == 3);
+  CHECK(e->retries == 0);
+  CHECK(e->retry_base_ms == 50);
+  CHECK(e->retry_max_ms == 1000);
+  CHECK(e->concurrency == 8);
+  CHECK(e->chunk_size == 4u << 20);
+  CHECK(e->cache_size == 16ull << 30);
+  CHECK(e->cache_dir == "/dev/shm/x");
+  CHECK(e->attr_ttl_ms == 60000);
+  CHECK(e->negative_ttl_ms == 2000);
+  CHECK(e->log_level == log::Level::error);
+  CHECK(e->log_file == "/tmp/l");
+}
+
+TEST_CASE("bad TOML input names the key, the file:line, what was given and what is expected", "[config]") {
+  std::string unknown = error_of("retries = 3\nchunksize = \"8m\"\n");
+  CHECK(unknown.find("test.toml:2 chunksize") != std::string::npos);
+  CHECK(unknown.find("unknown key") != std::string::npos);
+  CHECK(unknown.find("did you mean 'chunk_size'") != std::string::npos);
+
+  std::string type = error_of("\n\nretries = \"many\"\n");
+  CHECK(type.find("test.toml:3 retries") != std::string::npos);
+  CHECK(type.find("'many'") != std::string::npos);
+  CHECK(type.find("whole number") != std::string::npos);
+
+  std::string wrong_type = error_of("verify_tls = \"maybe\"\n");
+  CHECK(wrong_type.find("verify_tls") != std::string::npos);
+  std::string array = error_of("endpoint = [1, 2]\n");
+  CHECK(array.find("got a array") != std::string::npos);
+  std::string negative = error_of("concurrency = -4\n");
+  CHECK(negative.find("-4") != std::string::npos);
+  std::string range = error_of("chunk_size = \"2g\"\n");
+  CHECK(range.find("out of range") != std::string::npos);
+  std::string zero = error_of("concurrency = 0\n");
+  CHECK(zero.find("concurrency") != std::string::npos);
+  std::string enum_value = error_of("signature = \"v3\"\n");
+  CHECK(enum_value.find("one of v4, v1, s3v4, none") != std::string::npos);
+  std::string syntax = error_of("retries = \n");
+  CHECK(syntax.find("test.toml:1:") != std::string::npos);
+  CHECK(syntax.find("TOML syntax error") != std::string::npos);
+  std::string duration = error_of("attr_ttl = \"5 fortnights\"\n");
+  CHECK(duration.find("duration") != std::string::npos);
+}
+
+TEST_CASE("bad environment values name the variable", "[config]") {
+  CHECK(env_error_of({{"OSSSHIM_ENDPOINT", "x.com"}, {"OSSSHIM_REGION", "r"}, {"OSSSHIM_RETRIES", "-1"}})
+            .find("OSSSHIM_RETRIES: got '-1'") != std::string::npos);
+  CHECK(env_error_of({{"OSSSHIM_ENDPOINT", "x.com"}, {"OSSSHIM_REGION", "r"}, {"OSSSHIM_CACHE_SIZE", "lots"}})
+            .find("OSSSHIM_CACHE_SIZE") != std::string::npos);
+  CHECK(env_error_of({{"OSSSHIM_ENDPOINT", "x.com"}, {"OSSSHIM_REGION", "r"}, {"OSSSHIM_LOG", "loud"}})
+            .find("error, warn, info, debug") != std::string::npos);
+  CHECK(env_error_of({}).find("OSSSHIM_ENDPOINT: not set") != std::string::npos);
+  CHECK(env_error_of({{"OSSSHIM_ENDPOINT", "ftp://x.com"}}).find("OSSSHIM_ENDPOINT") != std::string::npos);
+  CHECK(env_error_of({{"OSSSHIM_ENDPOINT", "http://x.com/path"}}).find("no path") != std::string::npos);
+  CHECK(env_error_of({{"OSSSHIM_ENDPOINT", "http://x.com"}}).find("OSSSHIM_REGION") != std::string::npos);
+  CHECK(
+      env_error_of({{"OSSSHIM_ENDPOINT", "http://x.com"}, {"OSSSHIM_REGION", "r"}, {"OSSSHIM_PREFIX", "oss"}})
+          .find("OSSSHIM_PREFIX") != std::string::npos);
+  CHECK(env_error_of({{"OSSSHIM_ENDPOINT", "http://x.com"}, {"OSSSHIM_REGION", "r"}, {"OSSSHIM_PREFIX", "/"}})
+            .find("OSSSHIM_PREFIX") != std::string::npos);
+  CHECK(load_config(env_of({{"OSSSHIM_ENDPOINT", "http://x.com"}, {"OSSSHIM_SIGNATURE", "none"}})).ok());
+}
+
+TEST_CASE("OSSSHIM_CONFIG names a real file", "[config]") {
+  char dir[] = "/tmp/ossshim-config-XXXXXX";
+  REQUIRE(mkdtemp(dir));
+  std::string path = std::string(dir) + "/ossshim.toml";
+  std::ofstream(path) << "endpoint = \"http://127.0.0.1:1\"\nregion = \"cn-hangzhou\"\nretries = 7\n";
+  auto c = load_config(env_of({{"OSSSHIM_CONFIG", path}}));
+  REQUIRE(c.ok());
+  CHECK(c->retries == 7);
+  CHECK(c->config_file == path);
+
+  std::ofstream(path) << "endpoint = \"http://127.0.0.1:1\"\nregion = \"cn-hangzhou\"\nretrys = 7\n";
+  std::string typo = env_error_of({{"OSSSHIM_CONFIG", path}});
+  CHECK(typo.find(path + ":3 retrys") != std::string::npos);
+
+  std::string missing = env_error_of({{"OSSSHIM_CONFIG", std::string(dir) + "/absent.toml"}});
+  CHECK(missing.find("absent.toml") != std::string::npos);
+  CHECK(missing.find("No such file or directory") != std::string::npos);
+
+  if (geteuid() != 0) {  // root reads anything
+    chmod(path.c_str(), 0);
+    CHECK(env_error_of({{"OSSSHIM_CONFIG", path}}).find("Permission denied") != std::string::npos);
+  }
+  std::string is_dir = env_error_of({{"OSSSHIM_CONFIG", dir}});
+  CHECK(is_dir.find(dir) != std::string::npos);
+  unlink(path.c_str());
+  rmdir(dir);
+}
+
+TEST_CASE("log lines are whole, prefixed and filtered by level", "[log]") {
+  char path[] = "/tmp/ossshim-log-XXXXXX";
+  int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  close(fd);
+  REQUIRE(log::configure(log::Level::info, path));
+  log::debug("hidden");
+  log::info("shown info");
+  log::error("shown error");
+  log::configure(log::Level::warn, "");
+  std::ifstream in(path);
+  std::string all((std::istreambuf_iterator<char>(in)), {});
+  std::string pid = std::to_string(getpid());
+  CHECK(all == "ossshim[" + pid + "] info: shown info\nossshim[" + pid + "] error: shown error\n");
+  std::string why;
+  CHECK_FALSE(log::configure(log::Level::info, "/nonexistent-dir/x.log", &why));
+  CHECK(why.find("/nonexistent-dir/x.log") != std::string::npos);
+  unlink(path);
+}
