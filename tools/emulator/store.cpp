@@ -1,0 +1,496 @@
+#include "store.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <random>
+
+#include "util/crc64.hpp"
+#include "util/encode.hpp"
+
+namespace ossemu {
+
+namespace {
+
+constexpr const char* kTempPrefix = ".oss-emulator-tmp-";
+
+Failure no_such_bucket() {
+  return {404, "NoSuchBucket", "The specified bucket does not exist."};
+}
+Failure no_such_key() {
+  return {404, "NoSuchKey", "The specified key does not exist."};
+}
+Failure internal(const std::string& what) {
+  return {500, "InternalError", what + ": " + std::strerror(errno)};
+}
+
+std::string random_hex(std::size_t bytes) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::string raw(bytes, '\0');
+  for (char& c : raw) c = static_cast<char>(rng());
+  return ossshim::util::hex_upper(raw);
+}
+
+bool mkdirs(const std::string& dir) {
+  std::string partial;
+  for (std::size_t i = 1; i <= dir.size(); ++i) {
+    if (i == dir.size() || dir[i] == '/') {
+      partial = dir.substr(0, i);
+      if (::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST) return false;
+    }
+  }
+  return true;
+}
+
+std::string read_small(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+void write_small(const std::string& path, const std::string& data) {
+  std::ofstream(path) << data;
+}
+
+// Collects every key under dir (relative to bucket_dir) whose key starts with `prefix`.
+void walk(const std::string& bucket_dir, const std::string& rel, const std::string& prefix,
+          std::vector<std::string>& keys) {
+  std::string dir = bucket_dir + (rel.empty() ? "" : "/" + rel);
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  bool any = false;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    any = true;
+    if (name.starts_with(kTempPrefix)) continue;
+    std::string key = rel.empty() ? name : rel + "/" + name;
+    struct stat st;
+    if (::stat((bucket_dir + "/" + key).c_str(), &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      std::string as_prefix = key + "/";
+      // Descend only where keys with the prefix can live.
+      if (as_prefix.starts_with(prefix) || prefix.starts_with(as_prefix)) walk(bucket_dir, key, prefix, keys);
+    } else if (S_ISREG(st.st_mode) && key.starts_with(prefix)) {
+      keys.push_back(key);
+    }
+  }
+  ::closedir(d);
+  // An empty directory is a directory marker object "rel/".
+  if (!any && !rel.empty() && (rel + "/").starts_with(prefix)) keys.push_back(rel + "/");
+}
+
+}  // namespace
+
+bool valid_bucket_name(const std::string& b) {
+  if (b.size() < 3 || b.size() > 63) return false;
+  for (char c : b)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  return b.front() != '-' && b.back() != '-';
+}
+
+std::uint64_t crc64_of_file(int fd, std::uint64_t size) {
+  std::vector<char> buf(4 << 20);
+  std::uint64_t crc = 0, off = 0;
+  while (off < size) {
+    ssize_t n =
+        ::pread(fd, buf.data(), std::min<std::uint64_t>(buf.size(), size - off), static_cast<off_t>(off));
+    if (n <= 0) break;
+    crc = ossshim::util::crc64_update(crc, buf.data(), static_cast<std::size_t>(n));
+    off += static_cast<std::uint64_t>(n);
+  }
+  return crc;
+}
+
+Store::Store(std::string root) : root_(std::move(root)), state_(root_ + "/.oss-emulator") {
+  mkdirs(state_ + "/uploads");
+}
+
+bool Store::bucket_exists(const std::string& bucket) const {
+  struct stat st;
+  return valid_bucket_name(bucket) && ::stat((root_ + "/" + bucket).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::vector<std::string> Store::buckets() const {
+  std::vector<std::string> out;
+  if (DIR* d = ::opendir(root_.c_str())) {
+    while (dirent* e = ::readdir(d))
+      if (bucket_exists(e->d_name)) out.emplace_back(e->d_name);
+    ::closedir(d);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::optional<Failure> Store::create_bucket(const std::string& bucket) {
+  if (!valid_bucket_name(bucket))
+    return Failure{400, "InvalidBucketName", "The specified bucket is not valid."};
+  if (::mkdir((root_ + "/" + bucket).c_str(), 0755) != 0 && errno != EEXIST) return internal("mkdir");
+  return std::nullopt;
+}
+
+std::optional<Failure> Store::delete_bucket(const std::string& bucket) {
+  if (!bucket_exists(bucket)) return no_such_bucket();
+  if (::rmdir((root_ + "/" + bucket).c_str()) != 0)
+    return Failure{409, "BucketNotEmpty", "The bucket you tried to delete is not empty."};
+  return std::nullopt;
+}
+
+std::optional<Failure> Store::object_path(const std::string& bucket, const std::string& key,
+                                          std::string& path) const {
+  if (!bucket_exists(bucket)) return no_such_bucket();
+  // Keys map to files, so segments that a file system cannot hold are refused.
+  bool bad = key.empty() || key.size() > 1023 || key.front() == '/' || key.find('\0') != std::string::npos;
+  std::size_t start = 0;
+  while (!bad && start < key.size()) {
+    std::size_t end = key.find('/', start);
+    std::string seg = key.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (end == std::string::npos && seg.empty()) break;  // trailing '/': directory marker
+    if (seg.empty() || seg == "." || seg == ".." || seg.starts_with(kTempPrefix)) bad = true;
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  if (bad) return Failure{400, "InvalidObjectName", "The emulator cannot store this object name."};
+  path = root_ + "/" + bucket + "/" + key;
+  return std::nullopt;
+}
+
+std::shared_ptr<Store::Cached> Store::cached(const Identity& id) {
+  std::lock_guard lock(mu_);
+  auto& slot = meta_[id];
+  if (!slot) slot = std::make_shared<Cached>();
+  return slot;
+}
+
+std::optional<Failure> Store::head(const std::string& bucket, const std::string& key, ObjectMeta& meta) {
+  std::string path;
+  if (auto f = object_path(bucket, key, path)) return f;
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return no_such_key();
+  bool marker = key.back() == '/';
+  if (marker != S_ISDIR(st.st_mode)) return no_such_key();
+  meta.path = path;
+  meta.size = marker ? 0 : static_cast<std::uint64_t>(st.st_size);
+  meta.mtime = st.st_mtim.tv_sec;
+  Identity id{st.st_dev, st.st_ino, meta.size, st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec};
+  auto c = cached(id);
+  std::call_once(c->crc_once, [&] {
+    if (marker) return;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    c->crc64 = crc64_of_file(fd, meta.size);
+    ::close(fd);
+  });
+  meta.crc64 = c->crc64;
+  {
+    std::lock_guard lock(mu_);
+    if (c->etag.empty()) {
+      // Not uploaded through us: an ETag that changes whenever the file does.
+      std::string ident = std::to_string(id.dev) + ":" + std::to_string(id.ino) + ":" +
+                          std::to_string(id.size) + ":" + std::to_string(id.mtime_ns);
+      c->etag = "\"" + ossshim::util::hex_upper(ossshim::util::md5(ident)) + "\"";
+    }
+    meta.etag = c->etag;
+    if (!c->content_type.empty()) meta.content_type = c->content_type;
+  }
+  meta.object_type = "Normal";
+  return std::nullopt;
+}
+
+std::optional<Failure> Store::temp_file_for(const std::string& bucket, const std::string& key,
+                                            std::string& temp_path, int& fd) {
+  std::string path;
+  if (auto f = object_path(bucket, key, path)) return f;
+  std::string dir = path.substr(0, path.rfind('/'));
+  if (!mkdirs(dir))
+    return Failure{409, "InvalidObjectName", "a key prefix of this object is an object: " + dir};
+  temp_path = dir + "/" + kTempPrefix + random_hex(8);
+  fd = ::open(temp_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return internal("create " + temp_path);
+  return std::nullopt;
+}
+
+std::optional<Failure> Store::commit(const std::string& bucket, const std::string& key,
+                                     const std::string& temp_path, const std::string& etag,
+                                     const std::string& content_type, bool forbid_overwrite,
+                                     ObjectMeta& meta) {
+  std::string path;
+  if (auto f = object_path(bucket, key, path)) return f;
+  if (key.back() == '/') {
+    ::unlink(temp_path.c_str());
+    if (!mkdirs(path.substr(0, path.size() - 1))) return internal("mkdir");
+    return head(bucket, key, meta);
+  }
+  struct stat st;
+  if (forbid_overwrite && ::stat(path.c_str(), &st) == 0) {
+    ::unlink(temp_path.c_str());
+    return Failure{409, "FileAlreadyExists",
+                   "The object you specified already exists and can not be overwritten."};
+  }
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    ::unlink(temp_path.c_str());
+    return Failure{409, "InvalidObjectName", "the emulator holds objects under this key as a prefix"};
+  }
+  if (::stat(temp_path.c_str(), &st) != 0) return internal("stat temp");
+  Identity id{st.st_dev, st.st_ino, static_cast<std::uint64_t>(st.st_size),
+              st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec};
+  auto c = cached(id);
+  {
+    std::lock_guard lock(mu_);
+    c->etag = etag;
+    c->content_type = content_type;
+  }
+  if (::rename(temp_path.c_str(), path.c_str()) != 0) return internal("rename");
+  return head(bucket, key, meta);
+}
+
+std::optional<Failure> Store::remove(const std::string& bucket, const std::string& key) {
+  std::string path;
+  if (auto f = object_path(bucket, key, path)) return f;
+  if (key.back() == '/')
+    ::rmdir(path.c_str());
+  else
+    ::unlink(path.c_str());
+  // Drop directories the object leaves empty, as OSS has no directories of its own.
+  std::string dir = path.substr(0, path.rfind('/', key.back() == '/' ? path.size() - 2 : std::string::npos));
+  std::string bucket_dir = root_ + "/" + bucket;
+  while (dir.size() > bucket_dir.size() && ::rmdir(dir.c_str()) == 0) dir = dir.substr(0, dir.rfind('/'));
+  return std::nullopt;
+}
+
+void Store::replace_content(const std::string& path) {
+  int in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return;
+  struct stat st;
+  ::fstat(in, &st);
+  std::string temp = path.substr(0, path.rfind('/') + 1) + kTempPrefix + random_hex(8);
+  int out = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  std::vector<char> buf(1 << 20);
+  ssize_t n;
+  while (out >= 0 && (n = ::read(in, buf.data(), buf.size())) > 0) {
+    for (ssize_t i = 0; i < n; ++i) buf[i] = static_cast<char>(~buf[i]);  // every byte differs
+    if (::write(out, buf.data(), static_cast<std::size_t>(n)) != n) break;
+  }
+  ::close(in);
+  if (out >= 0) {
+    ::close(out);
+    ::rename(temp.c_str(), path.c_str());
+  }
+}
+
+ListResult Store::list(const std::string& bucket, const std::string& prefix, const std::string& delimiter,
+                       const std::string& marker, int max_keys) {
+  std::vector<std::string> keys;
+  walk(root_ + "/" + bucket, "", prefix, keys);
+  std::sort(keys.begin(), keys.end());
+  ListResult out;
+  int emitted = 0;
+  for (const auto& key : keys) {
+    if (!marker.empty() && key <= marker) continue;
+    // A marker that is a common prefix skips every key under it.
+    if (!marker.empty() && !delimiter.empty() && marker.ends_with(delimiter) && key.starts_with(marker))
+      continue;
+    std::string item = key;
+    bool is_prefix = false;
+    if (!delimiter.empty()) {
+      std::size_t d = key.find(delimiter, prefix.size());
+      if (d != std::string::npos) {
+        item = key.substr(0, d + delimiter.size());
+        is_prefix = true;
+        if (!out.prefixes.empty() && out.prefixes.back() == item) continue;
+        if (!marker.empty() && item == marker) continue;
+      }
+    }
+    if (emitted == max_keys) {
+      out.truncated = true;
+      break;
+    }
+    ++emitted;
+    out.next_marker = item;
+    if (is_prefix) {
+      out.prefixes.push_back(item);
+    } else {
+      ObjectMeta meta;
+      if (head(bucket, key, meta)) continue;
+      out.objects.push_back({key, meta.size, meta.mtime, meta.etag});
+    }
+  }
+  if (!out.truncated) out.next_marker.clear();
+  return out;
+}
+
+std::string Store::initiate(const std::string& bucket, const std::string& key,
+                            const std::string& content_type) {
+  std::string id = random_hex(16);
+  std::string dir = state_ + "/uploads/" + id;
+  mkdirs(dir);
+  write_small(dir + "/bucket", bucket);
+  write_small(dir + "/key", key);
+  write_small(dir + "/content-type", content_type);
+  return id;
+}
+
+std::optional<Failure> Store::upload_dir(const std::string& bucket, const std::string& key,
+                                         const std::string& upload_id, std::string& dir) {
+  if (!bucket_exists(bucket)) return no_such_bucket();
+  bool hex = !upload_id.empty() && upload_id.find_first_not_of("0123456789ABCDEF") == std::string::npos;
+  dir = state_ + "/uploads/" + upload_id;
+  if (!hex || read_small(dir + "/bucket") != bucket || read_small(dir + "/key") != key)
+    return Failure{404, "NoSuchUpload",
+                   "The specified upload does not exist. The upload ID may be invalid, or the upload may "
+                   "have been aborted or completed."};
+  return std::nullopt;
+}
+
+std::optional<Failure> Store::part_temp(const std::string& dir, int part, std::string& temp_path, int& fd) {
+  temp_path = dir + "/" + kTempPrefix + std::to_string(part) + "-" + random_hex(4);
+  fd = ::open(temp_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return internal("create part");
+  return std::nullopt;
+}
+
+std::optional<Failure> Store::commit_part(const std::string& dir, int part, const std::string& temp_path,
+                                          const std::string& etag, PartInfo& info) {
+  std::string base = dir + "/part-" + std::to_string(part);
+  int fd = ::open(temp_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return internal("open part");
+  struct stat st;
+  ::fstat(fd, &st);
+  info.number = part;
+  info.size = static_cast<std::uint64_t>(st.st_size);
+  info.crc64 = crc64_of_file(fd, info.size);
+  info.etag = etag;
+  info.mtime = st.st_mtim.tv_sec;
+  ::close(fd);
+  write_small(base + ".meta", etag + "\n" + std::to_string(info.crc64) + "\n");
+  if (::rename(temp_path.c_str(), base.c_str()) != 0) return internal("rename part");
+  return std::nullopt;
+}
+
+std::vector<PartInfo> Store::parts(const std::string& dir) {
+  std::vector<PartInfo> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (!name.starts_with("part-") || name.ends_with(".meta")) continue;
+    PartInfo p;
+    p.number = std::atoi(name.c_str() + 5);
+    struct stat st;
+    if (::stat((dir + "/" + name).c_str(), &st) != 0) continue;
+    p.size = static_cast<std::uint64_t>(st.st_size);
+    p.mtime = st.st_mtim.tv_sec;
+    std::string meta = read_small(dir + "/" + name + ".meta");
+    std::size_t nl = meta.find('\n');
+    p.etag = meta.substr(0, nl);
+    p.crc64 = std::strtoull(meta.c_str() + nl + 1, nullptr, 10);
+    out.push_back(p);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end(), [](const PartInfo& a, const PartInfo& b) { return a.number < b.number; });
+  return out;
+}
+
+std::optional<Failure> Store::complete(const std::string& bucket, const std::string& key,
+                                       const std::string& upload_id,
+                                       const std::vector<std::pair<int, std::string>>& wanted,
+                                       bool forbid_overwrite, ObjectMeta& meta) {
+  std::string dir;
+  if (auto f = upload_dir(bucket, key, upload_id, dir)) return f;
+  std::vector<PartInfo> have = parts(dir);
+  std::vector<std::pair<int, std::string>> chosen = wanted;
+  if (chosen.empty())  // x-oss-complete-all
+    for (const auto& p : have) chosen.emplace_back(p.number, p.etag);
+  std::string md5s;
+  std::vector<const PartInfo*> use;
+  for (std::size_t i = 0; i < chosen.size(); ++i) {
+    if (i > 0 && chosen[i].first <= chosen[i - 1].first)
+      return Failure{400, "InvalidPartOrder", "The list of parts was not in ascending order."};
+    auto it = std::find_if(have.begin(), have.end(),
+                           [&](const PartInfo& p) { return p.number == chosen[i].first; });
+    std::string want_etag = chosen[i].second;
+    if (!want_etag.empty() && want_etag.front() != '"') want_etag = "\"" + want_etag + "\"";
+    if (it == have.end() || !ossshim::util::iequals(it->etag, want_etag))
+      return Failure{400, "InvalidPart",
+                     "One or more of the specified parts could not be found or the specified entity tag "
+                     "might not have matched the part's entity tag."};
+    use.push_back(&*it);
+  }
+  if (use.empty()) return Failure{400, "MalformedXML", "no parts given"};
+  for (std::size_t i = 0; i + 1 < use.size(); ++i)
+    if (use[i]->size < 100 * 1024)
+      return Failure{400, "EntityTooSmall",
+                     "Your proposed upload is smaller than the minimum allowed size (part " +
+                         std::to_string(use[i]->number) + ")."};
+  std::string temp;
+  int out;
+  if (auto f = temp_file_for(bucket, key, temp, out)) return f;
+  std::string ctype = read_small(dir + "/content-type");
+  for (const PartInfo* p : use) {
+    int in = ::open((dir + "/part-" + std::to_string(p->number)).c_str(), O_RDONLY | O_CLOEXEC);
+    std::uint64_t left = p->size;
+    while (in >= 0 && left > 0) {
+      ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, left, 0);
+      if (n <= 0) break;
+      left -= static_cast<std::uint64_t>(n);
+    }
+    if (in >= 0) ::close(in);
+    if (left != 0) {
+      ::close(out);
+      ::unlink(temp.c_str());
+      return internal("assemble part " + std::to_string(p->number));
+    }
+    std::string hexdigits = p->etag.substr(1, p->etag.size() - 2);
+    std::string raw;
+    for (std::size_t i = 0; i + 1 < hexdigits.size(); i += 2)
+      raw.push_back(static_cast<char>(std::stoi(hexdigits.substr(i, 2), nullptr, 16)));
+    md5s += raw;
+  }
+  ::close(out);
+  std::string etag =
+      "\"" + ossshim::util::hex_upper(ossshim::util::md5(md5s)) + "-" + std::to_string(use.size()) + "\"";
+  if (auto f = commit(bucket, key, temp, etag, ctype.empty() ? "application/octet-stream" : ctype,
+                      forbid_overwrite, meta))
+    return f;
+  meta.object_type = "Multipart";
+  abort(bucket, key, upload_id);
+  return std::nullopt;
+}
+
+std::optional<Failure> Store::abort(const std::string& bucket, const std::string& key,
+                                    const std::string& upload_id) {
+  std::string dir;
+  if (auto f = upload_dir(bucket, key, upload_id, dir)) return f;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d))
+      if (e->d_name[0] != '.' || std::strlen(e->d_name) > 2) ::unlink((dir + "/" + e->d_name).c_str());
+    ::closedir(d);
+  }
+  ::rmdir(dir.c_str());
+  return std::nullopt;
+}
+
+std::vector<UploadInfo> Store::uploads(const std::string& bucket) {
+  std::vector<UploadInfo> out;
+  std::string base = state_ + "/uploads";
+  if (DIR* d = ::opendir(base.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string id = e->d_name;
+      if (id[0] == '.') continue;
+      if (read_small(base + "/" + id + "/bucket") != bucket) continue;
+      struct stat st;
+      ::stat((base + "/" + id).c_str(), &st);
+      out.push_back({bucket, read_small(base + "/" + id + "/key"), id, st.st_mtim.tv_sec});
+    }
+    ::closedir(d);
+  }
+  std::sort(out.begin(), out.end(), [](const UploadInfo& a, const UploadInfo& b) { return a.key < b.key; });
+  return out;
+}
+
+}  // namespace ossemu
