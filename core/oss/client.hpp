@@ -20,9 +20,9 @@ namespace ossshim::oss {
 struct ObjectInfo {
   std::uint64_t size = 0;
   std::time_t mtime = 0;
-  std::string etag;                   // as sent, with quotes
-  std::optional<std::uint64_t> crc64; // x-oss-hash-crc64ecma, when sent
-  std::string object_type;            // "Normal", "Multipart", "Appendable", "Symlink" (empty if unknown)
+  std::string etag;                    // as sent, with quotes
+  std::optional<std::uint64_t> crc64;  // x-oss-hash-crc64ecma, when sent
+  std::string object_type;             // "Normal", "Multipart", "Appendable", "Symlink" (empty if unknown)
   std::string content_type;
 };
 
@@ -62,9 +62,9 @@ struct UploadedPart {
 
 struct RangeRead {
   std::uint64_t offset = 0;
-  std::size_t length = 0;      // bytes wanted; the body lands in `buffer` with no extra copy
+  std::size_t length = 0;  // bytes wanted; the body lands in `buffer` with no extra copy
   char* buffer = nullptr;
-  std::string if_match;        // ETag recorded at open; empty: unconditional
+  std::string if_match;  // ETag recorded at open; empty: unconditional
 };
 
 class Client {

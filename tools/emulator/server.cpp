@@ -316,8 +316,8 @@ std::string Server::start() {
   if ((ntohl(addr.sin_addr.s_addr) >> 24) != 127)
     return "--listen: refusing " + opt_.listen_host + ": the emulator listens on loopback (127.0.0.0/8) only";
   daemon_ = MHD_start_daemon(
-      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, opt_.port, nullptr,
-      nullptr, &dispatch, this, MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&addr),
+      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | (opt_.quiet ? 0 : MHD_USE_ERROR_LOG),
+      opt_.port, nullptr, nullptr, &dispatch, this, MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&addr),
       MHD_OPTION_UNESCAPE_CALLBACK, &keep_raw, nullptr, MHD_OPTION_NOTIFY_CONNECTION, &on_connection, this,
       MHD_OPTION_NOTIFY_COMPLETED, &request_completed, nullptr, MHD_OPTION_CONNECTION_TIMEOUT, 300u,
       MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
