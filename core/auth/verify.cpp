@@ -77,9 +77,11 @@ VerifyResult verify_v1(const Request& req, const std::string& auth, const Secret
   if (colon == std::string::npos) return fail(r, "InvalidArgument", "malformed OSS Authorization header");
   Credentials creds;
   if (!lookup(r, secret_for, rest.substr(0, colon), req.header("x-oss-security-token"), creds)) return r;
-  const std::string* date = req.header("Date");
-  if (!date) return fail(r, "AccessDenied", "missing Date header");
+  // Clients that cannot set Date (browsers, ali-oss) sign x-oss-date in its place; when both are
+  // sent, x-oss-date is the one signed (the SDK vectors carry the same value in both).
   const std::string* oss_date = req.header("x-oss-date");
+  const std::string* date = oss_date ? oss_date : req.header("Date");
+  if (!date) return fail(r, "AccessDenied", "missing Date or x-oss-date header");
   if (skewed(util::parse_rfc1123(oss_date ? *oss_date : *date), now, max_skew))
     return fail(r, "RequestTimeTooSkewed",
                 "The difference between the request time and the current time is too large.");

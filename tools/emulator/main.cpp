@@ -27,7 +27,8 @@ options:
                            Default when none is given: test-ak:test-sk
   --anonymous              also accept unsigned requests (signed ones are still verified)
   --fault SPEC             start with faults armed (same syntax as POST /_admin/faults?SPEC)
-  --host-suffix SUFFIX     Host <bucket>.<SUFFIX> means virtual-hosted style (default localhost)
+  --host-suffix SUFFIX     Host <bucket>.<SUFFIX> means virtual-hosted style (repeatable; default
+                           localhost, oss-<region>.aliyuncs.com, oss-<region>-internal.aliyuncs.com)
   --quiet                  print nothing but the listening line
   --help                   this text
 
@@ -130,6 +131,11 @@ int main(int argc, char** argv) {
     }
   }
   if (opt.credentials.empty()) opt.credentials.push_back({"test-ak", "test-sk", ""});
+  // Clients configured for the real service address the emulator as <bucket>.oss-<region>.aliyuncs.com.
+  if (!suffix_given) {
+    opt.host_suffixes.push_back("oss-" + opt.region + ".aliyuncs.com");
+    opt.host_suffixes.push_back("oss-" + opt.region + "-internal.aliyuncs.com");
+  }
 
   ossemu::Server server(opt);
   if (std::string err = server.start(); !err.empty()) return fail(err);

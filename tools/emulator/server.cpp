@@ -254,6 +254,7 @@ struct Server::Exchange {
   FaultDecision fault;
   std::optional<Failure> early;  // auth or validation failure decided before the body
   std::string string_to_sign;    // for SignatureDoesNotMatch bodies
+  bool s3_dialect = false;       // SigV4-signed: S3 clients expect lowercase ETags
   // Body handling: streamed to a temp file (PutObject, UploadPart) or kept in memory.
   bool stream_body = false;
   int body_fd = -1;
@@ -451,6 +452,7 @@ static void begin(Server& s, Server::Exchange& x, const ServerOptions& opt, cons
     return std::nullopt;
   };
   auto v = ossshim::auth::verify(r, secret_for, opt.region, std::time(nullptr));
+  x.s3_dialect = v.scheme == ossshim::auth::Scheme::s3v4;
   if (!v.ok && !(v.anonymous && opt.anonymous) && !x.early) {
     x.early = Failure{403, v.error_code, v.message};
     x.string_to_sign = v.string_to_sign;
@@ -478,7 +480,21 @@ static void begin(Server& s, Server::Exchange& x, const ServerOptions& opt, cons
 
 // ------------------------------------------------------------------ responses
 
+// S3 clients (s3cmd) compare ETags with their lowercase MD5 hex; OSS clients see OSS's uppercase.
+static void lowercase_etags(Reply& reply) {
+  auto lower = [](std::string& v, std::size_t from, std::size_t to) {
+    for (std::size_t i = from; i < to && i < v.size(); ++i)
+      if (v[i] >= 'A' && v[i] <= 'F') v[i] = static_cast<char>(v[i] + 32);
+  };
+  for (auto& h : reply.headers)
+    if (util::iequals(h.name, "ETag")) lower(h.value, 0, h.value.size());
+  for (std::size_t at = reply.body.find("<ETag>"); at != std::string::npos;
+       at = reply.body.find("<ETag>", at + 1))
+    lower(reply.body, at + 6, reply.body.find("</ETag>", at));
+}
+
 static int send_reply(Server& s, Server::Exchange& x, Reply& reply) {
+  if (x.s3_dialect) lowercase_etags(reply);
   if (x.fault.first_byte_ms) std::this_thread::sleep_for(std::chrono::milliseconds(x.fault.first_byte_ms));
   MHD_Response* resp;
   std::uint64_t out_bytes = 0;
