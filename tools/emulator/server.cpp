@@ -270,10 +270,14 @@ struct Server::Exchange {
     return p ? &p->value : nullptr;
   }
   bool has(const char* name) const { return req.query_param(name) != nullptr; }
-  ~Exchange() {
+  // Drops a partly received body so a failed upload leaves nothing behind, before the reply.
+  void discard_body() {
     if (body_fd >= 0) ::close(body_fd);
     if (!temp_path.empty()) ::unlink(temp_path.c_str());
+    body_fd = -1;
+    temp_path.clear();
   }
+  ~Exchange() { discard_body(); }
 };
 
 namespace {
@@ -522,6 +526,7 @@ static int send_reply(Server& s, Server::Exchange& x, Reply& reply) {
 }
 
 static int send_failure(Server& s, Server::Exchange& x, const Failure& f) {
+  x.discard_body();
   Reply reply;
   reply.status = f.status;
   std::string host = x.req.host;
