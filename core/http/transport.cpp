@@ -259,7 +259,7 @@ Result<Response> Transport::execute(Exchange& x) {
         retry = true;
         why = "HTTP " + std::to_string(s);
         if (const std::string* d = resp.header("x-oss-qos-delay-time")) min_delay_ms = std::atoll(d->c_str());
-      } else if (s == 403 && (resp.body.find("<Code>RequestTimeTooSkewed</Code>") != std::string::npos)) {
+      } else if (s == 403 && x.error_code && x.error_code(resp) == "RequestTimeTooSkewed") {
         // Re-sign with the server's clock, learned from its Date header.
         if (const std::string* date = resp.header("Date"))
           if (auto server = util::parse_rfc1123(*date))

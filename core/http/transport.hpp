@@ -37,6 +37,8 @@ struct Exchange {
   std::size_t sink_capacity = 0;  // ... up to this many bytes (more is an error)
   // Adds date and authorization headers for the given time; called before every attempt.
   std::function<void(Request&, std::time_t)> sign;
+  // The service's error code of an error response (the object layer parses bodies, not HTTP).
+  std::function<std::string(const Response&)> error_code;
   std::string op;      // "GetObject", for error messages
   std::string target;  // "oss://bucket/key"
 };

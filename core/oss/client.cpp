@@ -229,6 +229,7 @@ class OssClient final : public Client {
       if (!p.value.empty()) qs += "=" + util::uri_encode(p.value, false);
     }
     x.url = scheme_ + "://" + r.host + r.path + qs;
+    x.error_code = [](const http::Response& resp) { return error_body(resp).code; };
     x.sign = [this](Request& req, std::time_t now) {
       auth::sign(req, creds_, auth::SignOptions{config_.signature, config_.region}, now);
     };
@@ -244,20 +245,25 @@ class OssClient final : public Client {
     e.op = x.op;
     e.target = x.target;
     e.http_status = resp.status;
-    xml::ErrorBody body;
-    std::string decoded;
-    const std::string* err_header = resp.header("x-oss-err");  // HEAD errors carry the XML here
-    if (xml::parse_error(resp.body, body) ||
-        (err_header && util::base64_decode(*err_header, decoded) && xml::parse_error(decoded, body))) {
-      e.code = body.code;
-      e.message = body.message;
-      e.request_id = body.request_id;
-    }
+    xml::ErrorBody body = error_body(resp);
+    e.code = body.code;
+    e.message = body.message;
+    e.request_id = body.request_id;
     if (e.request_id.empty())
       if (const std::string* rid = resp.header("x-oss-request-id")) e.request_id = *rid;
     if (e.code.empty() && resp.status == 404) e.code = "NoSuchKey";
     e.err = errno_for(resp.status, e.code);
     return e;
+  }
+
+  // The error document of a response: its body, or for HEAD the base64 x-oss-err header.
+  static xml::ErrorBody error_body(const http::Response& resp) {
+    xml::ErrorBody body;
+    std::string decoded;
+    const std::string* err_header = resp.header("x-oss-err");
+    if (!xml::parse_error(resp.body, body) && err_header && util::base64_decode(*err_header, decoded))
+      xml::parse_error(decoded, body);
+    return body;
   }
 
   Error protocol_error(const http::Exchange& x, const std::string& why) const {

@@ -304,3 +304,34 @@ TEST_CASE("connections are reused and concurrent range reads are correct", "[cli
   // 128 requests over at most one connection per thread; the two admin reads above add two.
   CHECK(emu.connections() <= 32 + 2);
 }
+
+TEST_CASE("RequestTimeTooSkewed is re-signed and retried; other 403s are not retried", "[client][faults]") {
+  EmulatorProcess emu;
+  emu.put_file("bkt", "obj", "data");
+  auto c = client_for(emu);
+  emu.set_faults("error_status=403&error_code=RequestTimeTooSkewed&error_count=1");
+  emu.reset_stats();
+  auto ok = c->head_object("bkt", "obj");
+  REQUIRE(ok.ok());
+  CHECK(emu.requests("bkt/obj") == 2);
+
+  emu.set_faults("error_status=403&error_code=AccessDenied&error_count=1");
+  emu.reset_stats();
+  auto denied = c->head_object("bkt", "obj");
+  REQUIRE_FALSE(denied.ok());
+  CHECK(denied.error().code == "AccessDenied");
+  CHECK(denied.error().err == EACCES);
+  CHECK(emu.requests("bkt/obj") == 1);
+}
+
+TEST_CASE("a bandwidth cap slows bodies down but keeps them intact", "[client][faults]") {
+  EmulatorProcess emu;
+  std::string data = random_bytes(3 << 20, 9);
+  emu.put_file("bkt", "obj", data);
+  auto c = client_for(emu);
+  emu.set_faults("bandwidth=20m");
+  auto r = read_all(*c, "bkt", "obj", 0, data.size());
+  REQUIRE(r.ok());
+  CHECK(r.value() == data);
+  emu.clear_faults();
+}
