@@ -335,6 +335,12 @@ Result<Config> load(const std::string* toml_text, const std::string& origin, con
 
 }  // namespace
 
+std::vector<SettingName> setting_names() {
+  std::vector<SettingName> out;
+  for (const Key& k : keys()) out.push_back({k.toml, k.env});
+  return out;
+}
+
 Result<Config> load_config_text(const std::string& toml_text, const std::string& origin,
                                 const EnvLookup& env) {
   return load(&toml_text, origin, env);

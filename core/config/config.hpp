@@ -6,6 +6,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "auth/signer.hpp"
 #include "log/log.hpp"
@@ -57,6 +58,13 @@ struct Config {
 // Loads defaults <- TOML file (path from OSSSHIM_CONFIG, if set) <- environment variables.
 // Errors: op "config", target "file:line key" or "OSSSHIM_X", message says given vs expected.
 Result<Config> load_config(const EnvLookup& env);
+
+// Every setting's TOML key and environment variable, in table order (for ossrun and docs).
+struct SettingName {
+  std::string toml;
+  std::string env;
+};
+std::vector<SettingName> setting_names();
 
 // Parses a TOML document (for tests and for `ossrun --config`); `origin` names it in errors.
 Result<Config> load_config_text(const std::string& toml_text, const std::string& origin, const EnvLookup& env);

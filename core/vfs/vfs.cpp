@@ -1,0 +1,319 @@
+#include "vfs/vfs.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include "log/log.hpp"
+
+namespace ossshim::vfs {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+constexpr std::uint64_t kDefaultChunkCache = 512ull << 20;
+constexpr std::uint32_t kMaxWindow = 8;  // chunks of read-ahead for a sequential reader
+
+// Runs fn(i) for i in [0, n) on up to `threads` threads (the caller's included).
+template <class Fn>
+void parallel_for(std::size_t n, std::size_t threads, Fn fn) {
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    for (std::size_t i; (i = next++) < n;) fn(i);
+  };
+  std::vector<std::thread> pool;
+  for (std::size_t t = 1; t < std::min(n, threads); ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+}
+}  // namespace
+
+Result<std::unique_ptr<Vfs>> Vfs::create(const Config& config, const auth::Credentials& creds) {
+  auto client = oss::Client::create(config, creds);
+  if (!client) return client.error();
+  return std::unique_ptr<Vfs>(new Vfs(config, creds, std::move(client.value())));
+}
+
+Vfs::Vfs(Config config, auth::Credentials creds, std::unique_ptr<oss::Client> client)
+    : config_(std::move(config)), creds_(std::move(creds)), client_(std::move(client)) {
+  budget_ = config_.cache_size ? config_.cache_size : kDefaultChunkCache;
+}
+
+Error Vfs::error_for(const char* op, const VPath& p, int err, const std::string& message) const {
+  Error e;
+  e.err = err;
+  e.op = op;
+  e.target = display(p);
+  e.message = message;
+  return e;
+}
+
+void Vfs::remember(const std::string& path, const CachedAttr& entry) {
+  std::lock_guard lock(attr_mu_);
+  attrs_[path] = entry;
+}
+
+Result<Attr> Vfs::stat(const VPath& p) {
+  std::string path = display(p);
+  {
+    std::lock_guard lock(attr_mu_);
+    auto it = attrs_.find(path);
+    if (it != attrs_.end() && it->second.expires > Clock::now()) {
+      if (it->second.exists) return it->second.attr;
+      return it->second.error;
+    }
+  }
+  auto r = stat_uncached(p);
+  CachedAttr entry;
+  if (r.ok()) {
+    entry.exists = true;
+    entry.attr = r.value();
+    entry.expires = Clock::now() + std::chrono::milliseconds(config_.attr_ttl_ms);
+    remember(path, entry);
+  } else if (r.error().err == ENOENT) {
+    entry.error = r.error();
+    entry.expires = Clock::now() + std::chrono::milliseconds(config_.negative_ttl_ms);
+    remember(path, entry);
+  }
+  return r;
+}
+
+Result<Attr> Vfs::stat_uncached(const VPath& p) {
+  Attr dir;
+  dir.dir = true;
+  if (p.is_prefix_root()) return dir;
+  if (p.is_bucket_root()) {
+    oss::ListRequest probe;
+    probe.max_keys = 1;
+    auto r = client_->list_objects(p.bucket, probe);
+    if (!r) return r.error();
+    return dir;
+  }
+  auto head = client_->head_object(p.bucket, p.key);
+  if (head) {
+    Attr a;
+    a.size = head->size;
+    a.mtime = head->mtime;
+    a.etag = head->etag;
+    return a;
+  }
+  if (head.error().err != ENOENT) return head.error();
+  // Not an object: a directory if any key lies under "key/".
+  oss::ListRequest probe;
+  probe.prefix = p.key + "/";
+  probe.max_keys = 1;
+  auto listed = client_->list_objects(p.bucket, probe);
+  if (!listed) return listed.error();
+  if (!listed->objects.empty() || !listed->common_prefixes.empty()) return dir;
+  return head.error();
+}
+
+Result<std::vector<DirEntry>> Vfs::list(const VPath& p) {
+  std::vector<DirEntry> out;
+  if (p.is_prefix_root()) return out;  // buckets are not enumerated; open them by name
+  oss::ListRequest req;
+  req.prefix = p.key.empty() ? "" : p.key + "/";
+  bool any = false;
+  for (;;) {
+    auto page = client_->list_objects(p.bucket, req);
+    if (!page) return page.error();
+    for (const auto& o : page->objects) {
+      any = true;
+      std::string name = o.key.substr(req.prefix.size());
+      if (name.empty()) continue;  // the directory's own marker object "key/"
+      out.push_back({name, false});
+      CachedAttr entry;
+      entry.exists = true;
+      entry.attr = Attr{false, o.size, o.mtime, o.etag};
+      entry.expires = Clock::now() + std::chrono::milliseconds(config_.attr_ttl_ms);
+      remember(display(p) + "/" + name, entry);
+    }
+    for (const auto& prefix : page->common_prefixes) {
+      any = true;
+      std::string name = prefix.substr(req.prefix.size());
+      if (!name.empty() && name.back() == '/') name.pop_back();
+      if (!name.empty()) out.push_back({name, true});
+    }
+    if (!page->truncated) break;
+    req.continuation_token = page->next_continuation_token;
+  }
+  if (!any && !p.is_bucket_root()) {
+    auto st = stat(p);
+    if (!st) return st.error();
+    if (!st->dir) return error_for("opendir", p, ENOTDIR, "not a directory");
+  }
+  // A key "a" and a prefix "a/" can coexist in OSS; a directory listing shows the name once.
+  std::sort(out.begin(), out.end(), [](const DirEntry& a, const DirEntry& b) {
+    return a.name != b.name ? a.name < b.name : a.dir > b.dir;
+  });
+  out.erase(std::unique(out.begin(), out.end(), [](const DirEntry& a, const DirEntry& b) { return a.name == b.name; }),
+            out.end());
+  return out;
+}
+
+Result<std::shared_ptr<OpenFile>> Vfs::open(const VPath& p) {
+  auto st = stat(p);
+  if (!st) return st.error();
+  auto f = std::make_shared<OpenFile>();
+  f->path = p;
+  f->display = display(p);
+  f->attr = st.value();
+  return f;
+}
+
+Status Vfs::load_entries(OpenFile& dir) {
+  std::lock_guard lock(dir.dir_mu);
+  if (dir.listed) return ok_status();
+  auto r = list(dir.path);
+  if (!r) return r.error();
+  dir.entries = std::move(r.value());
+  dir.listed = true;
+  return ok_status();
+}
+
+void Vfs::fetch(OpenFile& f, std::uint64_t index, Chunk& chunk) {
+  std::uint64_t cs = config_.chunk_size;
+  std::uint64_t off = index * cs;
+  std::size_t len = static_cast<std::size_t>(std::min<std::uint64_t>(cs, f.attr.size - off));
+  std::vector<char> data(len);
+  auto r = client_->get_range(f.path.bucket, f.path.key, oss::RangeRead{off, len, data.data(), f.attr.etag});
+  std::lock_guard lock(chunk.mu);
+  if (r && r.value() == len) {
+    chunk.data = std::move(data);
+    chunk.state = Chunk::ready;
+  } else {
+    chunk.error = r ? error_for("GetObject", f.path, EIO, "short read: object shorter than at open") : r.error();
+    if (chunk.error.err == ESTALE)
+      chunk.error.message = "object changed since it was opened (ETag " + f.attr.etag + "); reopen to read the new version";
+    chunk.state = Chunk::failed;
+  }
+  chunk.cv.notify_all();
+}
+
+std::vector<std::shared_ptr<Vfs::Chunk>> Vfs::chunks(OpenFile& f, std::uint64_t first, std::uint64_t last,
+                                                     std::uint64_t readahead_last) {
+  std::vector<std::shared_ptr<Chunk>> needed;
+  std::vector<std::pair<std::uint64_t, std::shared_ptr<Chunk>>> mine;
+  std::string base = f.path.bucket + '\0' + f.path.key + '\0' + f.attr.etag + '\0';
+  {
+    std::lock_guard lock(chunk_mu_);
+    for (std::uint64_t i = first; i <= readahead_last; ++i) {
+      std::string key = base + std::to_string(i);
+      auto it = chunk_map_.find(key);
+      std::shared_ptr<Chunk> c;
+      if (it != chunk_map_.end()) {
+        c = it->second.first;
+        lru_.splice(lru_.begin(), lru_, it->second.second);
+      } else {
+        c = std::make_shared<Chunk>();
+        lru_.push_front(key);
+        chunk_map_[key] = {c, lru_.begin()};
+        cached_bytes_ += std::min<std::uint64_t>(config_.chunk_size, f.attr.size - i * config_.chunk_size);
+        mine.emplace_back(i, c);
+      }
+      if (i <= last) needed.push_back(c);
+    }
+    evict_locked();
+  }
+  parallel_for(mine.size(), config_.concurrency, [&](std::size_t k) { fetch(f, mine[k].first, *mine[k].second); });
+  for (auto& c : needed) {
+    std::unique_lock lock(c->mu);
+    c->cv.wait(lock, [&] { return c->state != Chunk::fetching; });
+  }
+  // Failed chunks leave the cache so that the next read tries again.
+  std::lock_guard lock(chunk_mu_);
+  for (auto& [i, c] : mine) {
+    if (c->state != Chunk::failed) continue;
+    auto it = chunk_map_.find(base + std::to_string(i));
+    if (it != chunk_map_.end() && it->second.first == c) {
+      cached_bytes_ -= std::min<std::uint64_t>(config_.chunk_size, f.attr.size - i * config_.chunk_size);
+      lru_.erase(it->second.second);
+      chunk_map_.erase(it);
+    }
+  }
+  return needed;
+}
+
+void Vfs::evict_locked() {
+  // Oldest first; chunks still being fetched stay (their fetcher owns them). Readers holding a
+  // chunk keep its memory alive until they finish copying.
+  auto it = lru_.end();
+  while (cached_bytes_ > budget_ && it != lru_.begin()) {
+    --it;
+    auto found = chunk_map_.find(*it);
+    if (found->second.first->state == Chunk::fetching) continue;
+    cached_bytes_ -= found->second.first->data.size();
+    chunk_map_.erase(found);
+    it = lru_.erase(it);
+  }
+}
+
+Result<std::size_t> Vfs::read(OpenFile& f, char* buf, std::size_t len, std::uint64_t off) {
+  if (f.attr.dir) return error_for("read", f.path, EISDIR, "is a directory");
+  if (off >= f.attr.size || len == 0) return std::size_t{0};
+  len = static_cast<std::size_t>(std::min<std::uint64_t>(len, f.attr.size - off));
+  std::uint64_t cs = config_.chunk_size;
+  std::uint64_t first = off / cs, last = (off + len - 1) / cs, final_chunk = (f.attr.size - 1) / cs;
+  // A reader continuing where it stopped gets a growing read-ahead window; a jump resets it.
+  std::uint32_t window = 0;
+  if (off == f.next_sequential.load()) {
+    window = f.window.load();
+    f.window.store(std::min(window * 2, kMaxWindow));
+  } else {
+    f.window.store(1);
+  }
+  std::uint64_t readahead_last = std::min(final_chunk, last + window);
+  auto got = chunks(f, first, last, readahead_last);
+  for (auto& c : got)
+    if (c->state == Chunk::failed) {
+      log::warn(c->error.to_string());
+      return c->error;
+    }
+  std::size_t copied = 0;
+  for (std::uint64_t i = first; i <= last; ++i) {
+    const auto& data = got[i - first]->data;
+    std::uint64_t chunk_start = i * cs;
+    std::uint64_t from = std::max<std::uint64_t>(off, chunk_start) - chunk_start;
+    std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(data.size() - from, len - copied));
+    std::memcpy(buf + copied, data.data() + from, n);
+    copied += n;
+  }
+  f.next_sequential.store(off + copied);
+  return copied;
+}
+
+Status Vfs::fill(OpenFile& f, char* dst, std::size_t len, std::uint64_t off) {
+  std::uint64_t cs = config_.chunk_size;
+  std::size_t pieces = static_cast<std::size_t>((len + cs - 1) / cs);
+  std::mutex mu;
+  std::optional<Error> failure;
+  parallel_for(pieces, config_.concurrency, [&](std::size_t i) {
+    std::uint64_t at = static_cast<std::uint64_t>(i) * cs;
+    std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(cs, len - at));
+    auto r = client_->get_range(f.path.bucket, f.path.key, oss::RangeRead{off + at, n, dst + at, f.attr.etag});
+    if (!r || r.value() != n) {
+      std::lock_guard lock(mu);
+      if (!failure) failure = r ? error_for("GetObject", f.path, EIO, "short read while mapping") : r.error();
+    }
+  });
+  if (failure) {
+    log::warn(failure->to_string());
+    return *failure;
+  }
+  return ok_status();
+}
+
+void Vfs::after_fork_child() {
+  // Locks may have been held by threads that do not exist here; the parent's connections must not
+  // be shared. Start over with fresh state (the old objects are deliberately leaked).
+  new (&attr_mu_) std::mutex;
+  new (&chunk_mu_) std::mutex;
+  new (&attrs_) decltype(attrs_);
+  new (&chunk_map_) decltype(chunk_map_);
+  new (&lru_) decltype(lru_);
+  cached_bytes_ = 0;
+  auto client = oss::Client::create(config_, creds_);
+  if (client) (void)client_.release(), client_ = std::move(client.value());
+}
+
+}  // namespace ossshim::vfs

@@ -1,0 +1,124 @@
+#undef _FILE_OFFSET_BITS
+// The virtual fd registry, path resolution and error reporting behind every interposed call.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <functional>
+
+#include "log/log.hpp"
+#include "real.hpp"
+#include "shim.hpp"
+
+namespace ossshim::shim {
+
+bool resolve(int dirfd, const char* path, vfs::VPath& out) {
+  Globals& g = globals();
+  std::string_view prefix(g.prefix, g.prefix_len);
+  if (path[0] == '/') return vfs::parse(prefix, path, out);
+  std::string base;
+  if (dirfd == AT_FDCWD) {
+    std::lock_guard lock(g.cwd_mu);
+    if (!g.cwd_virtual.load() || g.cwd == nullptr) return false;
+    base = *g.cwd;
+  } else {
+    base = display_of(dirfd);
+    if (base.empty()) return false;
+  }
+  return vfs::parse(prefix, base + "/" + path, out);
+}
+
+std::string display_of(int fd) {
+  auto f = file_of(fd);
+  return f ? f->display : std::string();
+}
+
+void attach(int fd, std::shared_ptr<vfs::OpenFile> file) {
+  Globals& g = globals();
+  g.fd_file[fd].store(std::move(file), std::memory_order_release);
+  if (!g.fd_is_virtual[fd].exchange(true, std::memory_order_acq_rel)) g.virtual_fds.fetch_add(1);
+}
+
+void detach(int fd) {
+  Globals& g = globals();
+  if (fd < 0 || fd >= kMaxFds) return;
+  if (g.fd_is_virtual[fd].exchange(false, std::memory_order_acq_rel)) g.virtual_fds.fetch_sub(1);
+  g.fd_file[fd].store(nullptr, std::memory_order_release);
+}
+
+int register_file(std::shared_ptr<vfs::OpenFile> file, bool cloexec) {
+  // O_PATH: holds a descriptor number the kernel will not hand out again, yet read, write, mmap,
+  // fchmod ... on it fail with EBADF, so a call that escapes the shim fails loudly.
+  int fd = REAL(open)("/", O_PATH | O_DIRECTORY | (cloexec ? O_CLOEXEC : 0));
+  if (fd < 0) return -1;
+  if (fd >= kMaxFds) {
+    REAL(close)(fd);
+    log::error("open " + file->display + ": descriptor " + std::to_string(fd) + " is beyond the shim's table (" +
+               std::to_string(kMaxFds) + ")");
+    return fail(EMFILE);
+  }
+  attach(fd, std::move(file));
+  return fd;
+}
+
+int fail(const Error& e) {
+  // Programs probe: a missing file or a file where a directory was expected is routine, logged
+  // only at debug level. Everything else (server refusals, network, writes) is a warning.
+  if (e.err == ENOENT || e.err == ENOTDIR || e.err == EISDIR || e.err == EEXIST)
+    log::debug(e.to_string());
+  else
+    log::warn(e.to_string());
+  errno = e.err ? e.err : EIO;
+  return -1;
+}
+
+ino_t inode_of(const std::string& display) {
+  ino_t h = static_cast<ino_t>(std::hash<std::string>{}(display));
+  return h ? h : 1;
+}
+
+int stat_virtual(const vfs::VPath& p, vfs::Attr& out) {
+  vfs::Vfs* fs = filesystem();
+  if (!fs) return -1;
+  auto r = fs->stat(p);
+  if (!r) return fail(r.error());
+  out = r.value();
+  return 0;
+}
+
+namespace {
+constexpr dev_t kDevice = 0x0550;  // a device number no local file system uses
+}  // namespace
+
+template <class St>
+void fill_stat(const std::string& display, const vfs::Attr& a, St* st) {
+  std::memset(st, 0, sizeof *st);
+  st->st_dev = kDevice;
+  st->st_ino = inode_of(display);
+  st->st_mode = a.dir ? (S_IFDIR | 0555) : (S_IFREG | 0444);
+  st->st_nlink = a.dir ? 2 : 1;
+  st->st_uid = getuid();
+  st->st_gid = getgid();
+  st->st_size = a.dir ? 4096 : static_cast<off_t>(a.size);  // 4096: what ext4 reports for a directory
+  st->st_blksize = 1 << 20;  // large reads: fewer calls into the shim
+  st->st_blocks = a.dir ? 8 : static_cast<blkcnt_t>((a.size + 511) / 512);
+  st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec = a.mtime;
+}
+template void fill_stat<struct stat>(const std::string&, const vfs::Attr&, struct stat*);
+template void fill_stat<struct stat64>(const std::string&, const vfs::Attr&, struct stat64*);
+
+ssize_t virtual_read(int fd, void* buf, size_t len, off_t off) {
+  auto f = file_of(fd);
+  if (!f) return fail(EBADF);
+  vfs::Vfs* fs = filesystem();
+  if (!fs) return -1;
+  if (f->attr.dir) return fail(EISDIR);
+  if (off < 0 && off != -1) return fail(EINVAL);
+  std::uint64_t at = off < 0 ? f->offset.load() : static_cast<std::uint64_t>(off);
+  auto r = fs->read(*f, static_cast<char*>(buf), len, at);
+  if (!r) return fail(r.error());
+  if (off < 0) f->offset.store(at + r.value());
+  return static_cast<ssize_t>(r.value());
+}
+
+}  // namespace ossshim::shim

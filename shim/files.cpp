@@ -1,0 +1,440 @@
+#undef _FILE_OFFSET_BITS
+// Descriptors: open, read, seek, close, dup, fcntl, mmap, copy_file_range, sendfile.
+// Pattern of every function: one cheap test (is the path under the prefix? is the fd ours?),
+// then either glibc's own function (untouched errno, no lock, no allocation) or the shim's.
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <stdarg.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "log/log.hpp"
+#include "real.hpp"
+#include "shim.hpp"
+
+extern "C" {
+int __open_2(const char* path, int flags);
+int __open64_2(const char* path, int flags);
+int __openat_2(int dirfd, const char* path, int flags);
+int __openat64_2(int dirfd, const char* path, int flags);
+ssize_t __read_chk(int fd, void* buf, size_t nbytes, size_t buflen);
+ssize_t __pread_chk(int fd, void* buf, size_t nbytes, off_t offset, size_t buflen);
+ssize_t __pread64_chk(int fd, void* buf, size_t nbytes, off64_t offset, size_t buflen);
+[[noreturn]] void __chk_fail(void);
+}
+
+namespace ossshim::shim {
+
+int open_virtual(const vfs::VPath& p, int flags) {
+  vfs::Vfs* fs = filesystem();
+  if (!fs) return -1;
+  auto f = fs->open(p);
+  auto refuse = [&](int err, const char* why) {
+    Error e;
+    e.err = err;
+    e.op = "open";
+    e.target = fs->display(p);
+    e.message = why;
+    return fail(e);
+  };
+  if (!f) {
+    if (f.error().err == ENOENT && (flags & O_CREAT)) return refuse(EROFS, "cannot create: the prefix is read-only");
+    return fail(f.error());
+  }
+  if ((flags & O_CREAT) && (flags & O_EXCL)) return refuse(EEXIST, "exists (O_CREAT|O_EXCL)");
+  int access = flags & O_ACCMODE;
+  if ((*f)->attr.dir) {
+    if (access != O_RDONLY) return refuse(EISDIR, "is a directory");
+  } else {
+    if (flags & O_DIRECTORY) return refuse(ENOTDIR, "not a directory");
+    if (access != O_RDONLY || (flags & O_TRUNC)) return refuse(EROFS, "cannot write: the prefix is read-only");
+  }
+  int kept = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_PATH;
+  (*f)->status_flags.store((flags & kept) | O_LARGEFILE);
+  return register_file(std::move(f.value()), flags & O_CLOEXEC);
+}
+
+namespace {
+
+int open_at(int dirfd, const char* path, int flags, bool& handled) {
+  handled = false;
+  if (!maybe_virtual(dirfd, path)) return -1;
+  vfs::VPath p;
+  if (!resolve(dirfd, path, p)) return -1;
+  handled = true;
+  return open_virtual(p, flags);
+}
+
+mode_t mode_arg(int flags, va_list ap) { return __OPEN_NEEDS_MODE(flags) ? va_arg(ap, mode_t) : 0; }
+
+// A new descriptor for an existing open file (dup, F_DUPFD): same file, own fd flags.
+int adopt_dup(int newfd, const std::shared_ptr<vfs::OpenFile>& file) {
+  if (newfd < 0) return newfd;
+  if (newfd >= kMaxFds) {
+    REAL(close)(newfd);
+    return fail(EMFILE);
+  }
+  attach(newfd, file);
+  return newfd;
+}
+
+ssize_t read_iov(int fd, const struct iovec* iov, int count, off_t off, bool use_offset) {
+  if (count < 0 || count > IOV_MAX) return fail(EINVAL);
+  ssize_t total = 0;
+  for (int i = 0; i < count; ++i) {
+    if (iov[i].iov_len == 0) continue;
+    ssize_t n = virtual_read(fd, iov[i].iov_base, iov[i].iov_len, use_offset ? -1 : off + total);
+    if (n < 0) return total > 0 ? total : -1;
+    total += n;
+    if (static_cast<size_t>(n) < iov[i].iov_len) break;
+  }
+  return total;
+}
+
+}  // namespace
+
+off_t virtual_seek(int fd, off_t off, int whence) {
+  auto f = file_of(fd);
+  if (!f) return fail(EBADF);
+  std::uint64_t size = f->attr.dir ? 0 : f->attr.size;
+  off_t base;
+  switch (whence) {
+    case SEEK_SET: base = 0; break;
+    case SEEK_CUR: base = static_cast<off_t>(f->offset.load()); break;
+    case SEEK_END: base = static_cast<off_t>(size); break;
+    case SEEK_DATA:  // one data extent: [0, size)
+      if (off < 0 || static_cast<std::uint64_t>(off) >= size) return fail(ENXIO);
+      f->offset.store(static_cast<std::uint64_t>(off));
+      return off;
+    case SEEK_HOLE:
+      if (off < 0 || static_cast<std::uint64_t>(off) >= size) return fail(ENXIO);
+      f->offset.store(size);
+      return static_cast<off_t>(size);
+    default: return fail(EINVAL);
+  }
+  if ((off > 0 && base > INT64_MAX - off) || base + off < 0) return fail(EINVAL);
+  f->offset.store(static_cast<std::uint64_t>(base + off));
+  return base + off;
+}
+
+namespace {
+
+// Copies from a virtual descriptor into any writable one (copy_file_range, sendfile).
+ssize_t copy_out(int in, off_t* in_off, int out, off_t* out_off, size_t len) {
+  auto f = file_of(in);
+  if (!f) return fail(EBADF);
+  if (f->attr.dir) return fail(EISDIR);
+  len = std::min<size_t>(len, 16 << 20);  // one call moves at most 16 MiB, as the kernel may
+  std::vector<char> buf(std::min<size_t>(len, 4 << 20));
+  size_t done = 0;
+  while (done < len) {
+    size_t want = std::min(buf.size(), len - done);
+    ssize_t n = in_off ? virtual_read(in, buf.data(), want, *in_off + static_cast<off_t>(done))
+                       : virtual_read(in, buf.data(), want, -1);
+    if (n < 0) return done ? static_cast<ssize_t>(done) : -1;
+    if (n == 0) break;
+    size_t written = 0;
+    while (written < static_cast<size_t>(n)) {
+      ssize_t w = out_off ? REAL(pwrite)(out, buf.data() + written, n - written, *out_off + done + written)
+                          : REAL(write)(out, buf.data() + written, n - written);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        if (!in_off) f->offset.fetch_sub(n - written);  // give back what was not written
+        done += written;
+        if (in_off) *in_off += done;
+        if (out_off) *out_off += done;
+        return done ? static_cast<ssize_t>(done) : -1;
+      }
+      written += static_cast<size_t>(w);
+    }
+    done += written;
+    if (static_cast<size_t>(n) < want) break;
+  }
+  if (in_off) *in_off += static_cast<off_t>(done);
+  if (out_off) *out_off += static_cast<off_t>(done);
+  return static_cast<ssize_t>(done);
+}
+
+void* map_virtual(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
+  auto f = file_of(fd);
+  if (!f) return (fail(EBADF), MAP_FAILED);
+  if (f->attr.dir) return (fail(ENODEV), MAP_FAILED);
+  if (len == 0 || off < 0 || off % sysconf(_SC_PAGESIZE) != 0) return (fail(EINVAL), MAP_FAILED);
+  int type = flags & MAP_TYPE;
+  if ((type == MAP_SHARED || type == MAP_SHARED_VALIDATE) && (prot & PROT_WRITE)) return (fail(EACCES), MAP_FAILED);
+  vfs::Vfs* fs = filesystem();
+  if (!fs) return MAP_FAILED;
+  // Until the shared cache maps objects directly, a mapping is private memory filled with the
+  // object's bytes (beyond end of file: zeros).
+  int keep = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_NORESERVE | MAP_32BIT | MAP_LOCKED);
+  void* m = REAL(mmap)(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | keep, -1, 0);
+  if (m == MAP_FAILED) return m;
+  std::uint64_t start = static_cast<std::uint64_t>(off);
+  if (start < f->attr.size) {
+    size_t n = static_cast<size_t>(std::min<std::uint64_t>(len, f->attr.size - start));
+    auto st = fs->fill(*f, static_cast<char*>(m), n, start);
+    if (!st) {
+      munmap(m, len);
+      return (fail(st.error()), MAP_FAILED);
+    }
+  }
+  if (prot != (PROT_READ | PROT_WRITE) && mprotect(m, len, prot) != 0) {
+    int err = errno;
+    munmap(m, len);
+    return (fail(err), MAP_FAILED);
+  }
+  return m;
+}
+
+}  // namespace
+}  // namespace ossshim::shim
+
+using namespace ossshim::shim;
+namespace vfs = ossshim::vfs;
+
+#define OPEN_BODY(real_call, dirfd, path, flags)     \
+  bool handled;                                      \
+  int fd = open_at(dirfd, path, flags, handled);     \
+  if (handled) return fd;                            \
+  return real_call
+
+extern "C" {
+
+int open(const char* path, int flags, ...) {
+  va_list ap;
+  va_start(ap, flags);
+  mode_t mode = mode_arg(flags, ap);
+  va_end(ap);
+  OPEN_BODY(REAL(open)(path, flags, mode), AT_FDCWD, path, flags);
+}
+int open64(const char* path, int flags, ...) {
+  va_list ap;
+  va_start(ap, flags);
+  mode_t mode = mode_arg(flags, ap);
+  va_end(ap);
+  OPEN_BODY(REAL(open64)(path, flags, mode), AT_FDCWD, path, flags);
+}
+int openat(int dirfd, const char* path, int flags, ...) {
+  va_list ap;
+  va_start(ap, flags);
+  mode_t mode = mode_arg(flags, ap);
+  va_end(ap);
+  OPEN_BODY(REAL(openat)(dirfd, path, flags, mode), dirfd, path, flags);
+}
+int openat64(int dirfd, const char* path, int flags, ...) {
+  va_list ap;
+  va_start(ap, flags);
+  mode_t mode = mode_arg(flags, ap);
+  va_end(ap);
+  OPEN_BODY(REAL(openat64)(dirfd, path, flags, mode), dirfd, path, flags);
+}
+int __open_2(const char* path, int flags) { OPEN_BODY(REAL(__open_2)(path, flags), AT_FDCWD, path, flags); }
+int __open64_2(const char* path, int flags) { OPEN_BODY(REAL(__open64_2)(path, flags), AT_FDCWD, path, flags); }
+int __openat_2(int dirfd, const char* path, int flags) {
+  OPEN_BODY(REAL(__openat_2)(dirfd, path, flags), dirfd, path, flags);
+}
+int __openat64_2(int dirfd, const char* path, int flags) {
+  OPEN_BODY(REAL(__openat64_2)(dirfd, path, flags), dirfd, path, flags);
+}
+int creat(const char* path, mode_t mode) {
+  OPEN_BODY(REAL(creat)(path, mode), AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC);
+}
+int creat64(const char* path, mode_t mode) {
+  OPEN_BODY(REAL(creat64)(path, mode), AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC);
+}
+
+ssize_t read(int fd, void* buf, size_t n) {
+  if (!virtual_fd(fd)) return REAL(read)(fd, buf, n);
+  return virtual_read(fd, buf, n, -1);
+}
+ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) {
+  if (!virtual_fd(fd)) return REAL(__read_chk)(fd, buf, n, buflen);
+  if (n > buflen) __chk_fail();
+  return virtual_read(fd, buf, n, -1);
+}
+ssize_t pread(int fd, void* buf, size_t n, off_t off) {
+  if (!virtual_fd(fd)) return REAL(pread)(fd, buf, n, off);
+  return off < 0 ? fail(EINVAL) : virtual_read(fd, buf, n, off);
+}
+ssize_t pread64(int fd, void* buf, size_t n, off64_t off) {
+  if (!virtual_fd(fd)) return REAL(pread64)(fd, buf, n, off);
+  return off < 0 ? fail(EINVAL) : virtual_read(fd, buf, n, off);
+}
+ssize_t __pread_chk(int fd, void* buf, size_t n, off_t off, size_t buflen) {
+  if (!virtual_fd(fd)) return REAL(__pread_chk)(fd, buf, n, off, buflen);
+  if (n > buflen) __chk_fail();
+  return off < 0 ? fail(EINVAL) : virtual_read(fd, buf, n, off);
+}
+ssize_t __pread64_chk(int fd, void* buf, size_t n, off64_t off, size_t buflen) {
+  if (!virtual_fd(fd)) return REAL(__pread64_chk)(fd, buf, n, off, buflen);
+  if (n > buflen) __chk_fail();
+  return off < 0 ? fail(EINVAL) : virtual_read(fd, buf, n, off);
+}
+ssize_t readv(int fd, const struct iovec* iov, int count) {
+  if (!virtual_fd(fd)) return REAL(readv)(fd, iov, count);
+  return read_iov(fd, iov, count, 0, true);
+}
+ssize_t preadv(int fd, const struct iovec* iov, int count, off_t off) {
+  if (!virtual_fd(fd)) return REAL(preadv)(fd, iov, count, off);
+  return off < 0 ? fail(EINVAL) : read_iov(fd, iov, count, off, false);
+}
+ssize_t preadv64(int fd, const struct iovec* iov, int count, off64_t off) {
+  if (!virtual_fd(fd)) return REAL(preadv64)(fd, iov, count, off);
+  return off < 0 ? fail(EINVAL) : read_iov(fd, iov, count, off, false);
+}
+ssize_t preadv2(int fd, const struct iovec* iov, int count, off_t off, int flags) {
+  if (!virtual_fd(fd)) return REAL(preadv2)(fd, iov, count, off, flags);
+  if (off < -1) return fail(EINVAL);
+  return read_iov(fd, iov, count, off, off == -1);
+}
+ssize_t preadv64v2(int fd, const struct iovec* iov, int count, off64_t off, int flags) {
+  if (!virtual_fd(fd)) return REAL(preadv64v2)(fd, iov, count, off, flags);
+  if (off < -1) return fail(EINVAL);
+  return read_iov(fd, iov, count, off, off == -1);
+}
+
+off_t lseek(int fd, off_t off, int whence) {
+  if (!virtual_fd(fd)) return REAL(lseek)(fd, off, whence);
+  return virtual_seek(fd, off, whence);
+}
+off64_t lseek64(int fd, off64_t off, int whence) {
+  if (!virtual_fd(fd)) return REAL(lseek64)(fd, off, whence);
+  return virtual_seek(fd, off, whence);
+}
+
+int close(int fd) {
+  // In a vfork()ed child the tables are the parent's memory: only the kernel fd is closed.
+  if (virtual_fd(fd) && !in_vfork_child()) detach(fd);
+  return REAL(close)(fd);
+}
+int close_range(unsigned first, unsigned last, int flags) {
+  if (globals().virtual_fds.load() > 0 && !(flags & CLOSE_RANGE_CLOEXEC) && !in_vfork_child()) {
+    for (unsigned fd = first; fd <= last && fd < static_cast<unsigned>(kMaxFds); ++fd)
+      if (virtual_fd(static_cast<int>(fd))) detach(static_cast<int>(fd));
+  }
+  return REAL(close_range)(first, last, flags);
+}
+void closefrom(int lowfd) {
+  if (globals().virtual_fds.load() > 0 && !in_vfork_child()) {
+    for (int fd = std::max(lowfd, 0); fd < kMaxFds; ++fd)
+      if (virtual_fd(fd)) detach(fd);
+  }
+  REAL(closefrom)(lowfd);
+}
+
+int dup(int fd) {
+  if (!virtual_fd(fd)) return REAL(dup)(fd);
+  auto f = file_of(fd);
+  return adopt_dup(REAL(dup)(fd), f);
+}
+int dup2(int oldfd, int newfd) {
+  if (!virtual_fd(oldfd) && !virtual_fd(newfd)) return REAL(dup2)(oldfd, newfd);
+  auto f = file_of(oldfd);
+  int r = REAL(dup2)(oldfd, newfd);
+  if (r < 0 || oldfd == newfd || in_vfork_child()) return r;
+  detach(newfd);
+  return f ? adopt_dup(r, f) : r;
+}
+int dup3(int oldfd, int newfd, int flags) {
+  if (!virtual_fd(oldfd) && !virtual_fd(newfd)) return REAL(dup3)(oldfd, newfd, flags);
+  auto f = file_of(oldfd);
+  int r = REAL(dup3)(oldfd, newfd, flags);
+  if (r < 0 || in_vfork_child()) return r;
+  detach(newfd);
+  return f ? adopt_dup(r, f) : r;
+}
+
+static int virtual_fcntl(int fd, int cmd, void* arg) {
+  auto f = file_of(fd);
+  switch (cmd) {
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC: return adopt_dup(REAL(fcntl)(fd, cmd, arg), f);
+    case F_GETFL: return f->status_flags.load();
+    case F_SETFL: {
+      int changeable = O_APPEND | O_NONBLOCK | O_NOATIME | O_ASYNC | O_DIRECT;
+      int old = f->status_flags.load();
+      f->status_flags.store((old & ~changeable) | (static_cast<int>(reinterpret_cast<intptr_t>(arg)) & changeable));
+      return 0;
+    }
+    case F_GETLK:
+    case F_OFD_GETLK:
+      static_cast<struct flock*>(arg)->l_type = F_UNLCK;  // no one can write: no conflicting lock
+      return 0;
+    case F_SETLK:
+    case F_SETLKW:
+    case F_OFD_SETLK:
+    case F_OFD_SETLKW:
+      // A write lock needs a descriptor open for writing, as on a local file.
+      return static_cast<struct flock*>(arg)->l_type == F_WRLCK ? fail(EBADF) : 0;
+    default: return REAL(fcntl)(fd, cmd, arg);  // F_GETFD/F_SETFD on the reserved descriptor
+  }
+}
+int fcntl(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  if (!virtual_fd(fd)) return REAL(fcntl)(fd, cmd, arg);
+  return virtual_fcntl(fd, cmd, arg);
+}
+int fcntl64(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  if (!virtual_fd(fd)) return REAL(fcntl64)(fd, cmd, arg);
+  return virtual_fcntl(fd, cmd, arg);
+}
+int flock(int fd, int op) {
+  if (!virtual_fd(fd)) return REAL(flock)(fd, op);
+  return 0;  // nothing on the node can modify a read-only object
+}
+
+int posix_fadvise(int fd, off_t off, off_t len, int advice) {
+  if (!virtual_fd(fd)) return REAL(posix_fadvise)(fd, off, len, advice);
+  return off < 0 || len < 0 ? EINVAL : 0;
+}
+int posix_fadvise64(int fd, off64_t off, off64_t len, int advice) {
+  if (!virtual_fd(fd)) return REAL(posix_fadvise64)(fd, off, len, advice);
+  return off < 0 || len < 0 ? EINVAL : 0;
+}
+ssize_t readahead(int fd, off64_t off, size_t count) {
+  if (!virtual_fd(fd)) return REAL(readahead)(fd, off, count);
+  return 0;
+}
+
+void* mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
+  if ((flags & MAP_ANONYMOUS) || !virtual_fd(fd)) return REAL(mmap)(addr, len, prot, flags, fd, off);
+  return map_virtual(addr, len, prot, flags, fd, off);
+}
+void* mmap64(void* addr, size_t len, int prot, int flags, int fd, off64_t off) {
+  if ((flags & MAP_ANONYMOUS) || !virtual_fd(fd)) return REAL(mmap64)(addr, len, prot, flags, fd, off);
+  return map_virtual(addr, len, prot, flags, fd, off);
+}
+
+ssize_t copy_file_range(int in, off64_t* in_off, int out, off64_t* out_off, size_t len, unsigned flags) {
+  if (!virtual_fd(in) && !virtual_fd(out)) return REAL(copy_file_range)(in, in_off, out, out_off, len, flags);
+  if (virtual_fd(out)) return fail(EBADF);  // not open for writing
+  if (flags != 0) return fail(EINVAL);
+  return copy_out(in, in_off, out, out_off, len);
+}
+ssize_t sendfile(int out, int in, off_t* off, size_t count) {
+  if (!virtual_fd(in) && !virtual_fd(out)) return REAL(sendfile)(out, in, off, count);
+  if (virtual_fd(out)) return fail(EBADF);
+  return copy_out(in, off, out, nullptr, count);
+}
+ssize_t sendfile64(int out, int in, off64_t* off, size_t count) {
+  if (!virtual_fd(in) && !virtual_fd(out)) return REAL(sendfile64)(out, in, off, count);
+  if (virtual_fd(out)) return fail(EBADF);
+  return copy_out(in, off, out, nullptr, count);
+}
+
+}  // extern "C"

@@ -1,0 +1,455 @@
+#undef _FILE_OFFSET_BITS
+// Metadata: the stat family, access, realpath, readlink, extended attributes, statfs, and the
+// current directory (chdir into the prefix makes relative paths virtual); namespace changes on
+// the read-only prefix fail as on a read-only file system.
+#include <fcntl.h>
+#include <linux/limits.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "real.hpp"
+#include "shim.hpp"
+
+extern "C" {
+char* __realpath_chk(const char* path, char* resolved, size_t resolvedlen);
+char* __getcwd_chk(char* buf, size_t size, size_t buflen);
+ssize_t __readlink_chk(const char* path, char* buf, size_t len, size_t buflen);
+ssize_t __readlinkat_chk(int dirfd, const char* path, char* buf, size_t len, size_t buflen);
+int __xstat(int ver, const char* path, struct stat* st);
+int __xstat64(int ver, const char* path, struct stat64* st);
+int __lxstat(int ver, const char* path, struct stat* st);
+int __lxstat64(int ver, const char* path, struct stat64* st);
+int __fxstat(int ver, int fd, struct stat* st);
+int __fxstat64(int ver, int fd, struct stat64* st);
+int __fxstatat(int ver, int dirfd, const char* path, struct stat* st, int flags);
+int __fxstatat64(int ver, int dirfd, const char* path, struct stat64* st, int flags);
+[[noreturn]] void __chk_fail(void);
+}
+
+namespace ossshim::shim {
+namespace {
+
+// AT_EMPTY_PATH calls may pass "" or (statx, recent kernels) NULL.
+bool empty_path(const char* p) { return p == nullptr || p[0] == '\0'; }
+
+// Some (dirfd, path) that may be virtual: resolved now. `handled` false means pass through.
+struct Target {
+  bool handled = false;
+  vfs::VPath path;
+  Target(int dirfd, const char* p) {
+    if (maybe_virtual(dirfd, p)) handled = resolve(dirfd, p, path);
+  }
+};
+
+template <class St>
+int stat_path(const vfs::VPath& p, St* st) {
+  vfs::Attr a;
+  if (stat_virtual(p, a) != 0) return -1;
+  fill_stat(filesystem()->display(p), a, st);
+  return 0;
+}
+
+template <class St>
+int stat_fd(int fd, St* st) {
+  auto f = file_of(fd);
+  if (!f) return fail(EBADF);
+  fill_stat(f->display, f->attr, st);
+  return 0;
+}
+
+int fill_statx(int fd, const vfs::VPath* p, struct statx* stx) {
+  struct stat st;
+  int r = p ? stat_path(*p, &st) : stat_fd(fd, &st);
+  if (r != 0) return r;
+  std::memset(stx, 0, sizeof *stx);
+  stx->stx_mask = STATX_BASIC_STATS;
+  stx->stx_blksize = static_cast<std::uint32_t>(st.st_blksize);
+  stx->stx_nlink = static_cast<std::uint32_t>(st.st_nlink);
+  stx->stx_uid = st.st_uid;
+  stx->stx_gid = st.st_gid;
+  stx->stx_mode = static_cast<std::uint16_t>(st.st_mode);
+  stx->stx_ino = st.st_ino;
+  stx->stx_size = static_cast<std::uint64_t>(st.st_size);
+  stx->stx_blocks = static_cast<std::uint64_t>(st.st_blocks);
+  stx->stx_atime.tv_sec = stx->stx_mtime.tv_sec = stx->stx_ctime.tv_sec = st.st_mtim.tv_sec;
+  stx->stx_dev_major = major(st.st_dev);
+  stx->stx_dev_minor = minor(st.st_dev);
+  return 0;
+}
+
+int access_virtual(const vfs::VPath& p, int mode) {
+  vfs::Attr a;
+  if (stat_virtual(p, a) != 0) return -1;
+  if (mode & W_OK) return fail(EROFS);
+  if ((mode & X_OK) && !a.dir) return fail(EACCES);
+  return 0;
+}
+
+// realpath for a virtual path: lexical (no symlinks in OSS), and the result must exist.
+char* realpath_virtual(const vfs::VPath& p, char* resolved) {
+  vfs::Attr a;
+  if (stat_virtual(p, a) != 0) return nullptr;
+  std::string full = filesystem()->display(p);
+  if (full.size() >= PATH_MAX) return (fail(ENAMETOOLONG), nullptr);
+  if (resolved == nullptr) return strdup(full.c_str());
+  std::memcpy(resolved, full.c_str(), full.size() + 1);
+  return resolved;
+}
+
+ssize_t readlink_virtual(const vfs::VPath& p) {
+  vfs::Attr a;
+  if (stat_virtual(p, a) != 0) return -1;
+  return fail(EINVAL);  // objects and prefixes are never symbolic links
+}
+
+constexpr long kFsMagic = 0x4f535321;  // "OSS!": no local file system type
+constexpr unsigned long kFsBlock = 1 << 20;
+
+template <class Sfs>
+void fill_statfs(Sfs* s) {
+  std::memset(s, 0, sizeof *s);
+  s->f_type = kFsMagic;
+  s->f_bsize = kFsBlock;
+  s->f_frsize = kFsBlock;
+  s->f_blocks = 1ull << 30;  // 1 PiB: an object store does not run out the way a disk does
+  s->f_bfree = s->f_bavail = 1ull << 30;
+  s->f_files = s->f_ffree = 1ull << 40;
+  s->f_namelen = 1023;  // OSS's key length limit
+  s->f_flags = ST_RDONLY | ST_NOSUID | ST_NODEV;
+}
+template <class Svfs>
+void fill_statvfs(Svfs* s) {
+  std::memset(s, 0, sizeof *s);
+  s->f_bsize = kFsBlock;
+  s->f_frsize = kFsBlock;
+  s->f_blocks = 1ull << 30;
+  s->f_bfree = s->f_bavail = 1ull << 30;
+  s->f_files = s->f_ffree = s->f_favail = 1ull << 40;
+  s->f_namemax = 1023;
+  s->f_flag = ST_RDONLY | ST_NOSUID | ST_NODEV;
+}
+
+int chdir_virtual(const std::string& display, bool dir) {
+  if (!dir) return fail(ENOTDIR);
+  set_virtual_cwd(display);
+  return 0;
+}
+
+void leave_virtual_cwd() {
+  Globals& g = globals();
+  if (!g.cwd_virtual.load(std::memory_order_relaxed)) return;
+  std::lock_guard lock(g.cwd_mu);
+  g.cwd_virtual.store(false);
+}
+
+char* getcwd_virtual(char* buf, size_t size) {
+  Globals& g = globals();
+  std::string cwd;
+  {
+    std::lock_guard lock(g.cwd_mu);
+    cwd = *g.cwd;
+  }
+  if (buf == nullptr) {
+    size_t n = size ? size : cwd.size() + 1;
+    if (n < cwd.size() + 1) return (fail(ERANGE), nullptr);
+    buf = static_cast<char*>(std::malloc(n));
+    if (!buf) return (fail(ENOMEM), nullptr);
+  } else if (size == 0) {
+    return (fail(EINVAL), nullptr);
+  } else if (size < cwd.size() + 1) {
+    return (fail(ERANGE), nullptr);
+  }
+  std::memcpy(buf, cwd.c_str(), cwd.size() + 1);
+  return buf;
+}
+
+// Namespace changes on the read-only prefix: ENOENT for what does not exist, else EROFS.
+int refuse_change(const vfs::VPath& p, bool must_exist) {
+  vfs::Attr a;
+  int r = stat_virtual(p, a);
+  if (must_exist && r != 0) return -1;
+  if (!must_exist && r == 0) return fail(EEXIST);
+  Error e;
+  e.err = EROFS;
+  e.op = "change";
+  e.target = filesystem()->display(p);
+  e.message = "the prefix is read-only (writes arrive with the write path)";
+  return fail(e);
+}
+
+}  // namespace
+}  // namespace ossshim::shim
+
+using namespace ossshim::shim;
+namespace vfs = ossshim::vfs;
+
+#define WITH_TARGET(dirfd, path, virtual_call, real_call) \
+  do {                                                    \
+    Target t(dirfd, path);                                \
+    if (t.handled) return virtual_call;                   \
+    return real_call;                                     \
+  } while (0)
+
+extern "C" {
+
+int stat(const char* path, struct stat* st) { WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(stat)(path, st)); }
+int stat64(const char* path, struct stat64* st) {
+  WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(stat64)(path, st));
+}
+int lstat(const char* path, struct stat* st) { WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(lstat)(path, st)); }
+int lstat64(const char* path, struct stat64* st) {
+  WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(lstat64)(path, st));
+}
+int fstat(int fd, struct stat* st) {
+  if (!virtual_fd(fd)) return REAL(fstat)(fd, st);
+  return stat_fd(fd, st);
+}
+int fstat64(int fd, struct stat64* st) {
+  if (!virtual_fd(fd)) return REAL(fstat64)(fd, st);
+  return stat_fd(fd, st);
+}
+int fstatat(int dirfd, const char* path, struct stat* st, int flags) {
+  if ((flags & AT_EMPTY_PATH) && empty_path(path) && virtual_fd(dirfd)) return stat_fd(dirfd, st);
+  WITH_TARGET(dirfd, path, stat_path(t.path, st), REAL(fstatat)(dirfd, path, st, flags));
+}
+int fstatat64(int dirfd, const char* path, struct stat64* st, int flags) {
+  if ((flags & AT_EMPTY_PATH) && empty_path(path) && virtual_fd(dirfd)) return stat_fd(dirfd, st);
+  WITH_TARGET(dirfd, path, stat_path(t.path, st), REAL(fstatat64)(dirfd, path, st, flags));
+}
+int statx(int dirfd, const char* path, int flags, unsigned mask, struct statx* stx) {
+  if ((flags & AT_EMPTY_PATH) && empty_path(path) && virtual_fd(dirfd)) return fill_statx(dirfd, nullptr, stx);
+  WITH_TARGET(dirfd, path, fill_statx(-1, &t.path, stx), REAL(statx)(dirfd, path, flags, mask, stx));
+}
+// The pre-2.33 names, still called by binaries built against older glibc.
+int __xstat(int ver, const char* path, struct stat* st) {
+  WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(__xstat)(ver, path, st));
+}
+int __xstat64(int ver, const char* path, struct stat64* st) {
+  WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(__xstat64)(ver, path, st));
+}
+int __lxstat(int ver, const char* path, struct stat* st) {
+  WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(__lxstat)(ver, path, st));
+}
+int __lxstat64(int ver, const char* path, struct stat64* st) {
+  WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(__lxstat64)(ver, path, st));
+}
+int __fxstat(int ver, int fd, struct stat* st) {
+  if (!virtual_fd(fd)) return REAL(__fxstat)(ver, fd, st);
+  return stat_fd(fd, st);
+}
+int __fxstat64(int ver, int fd, struct stat64* st) {
+  if (!virtual_fd(fd)) return REAL(__fxstat64)(ver, fd, st);
+  return stat_fd(fd, st);
+}
+int __fxstatat(int ver, int dirfd, const char* path, struct stat* st, int flags) {
+  WITH_TARGET(dirfd, path, stat_path(t.path, st), REAL(__fxstatat)(ver, dirfd, path, st, flags));
+}
+int __fxstatat64(int ver, int dirfd, const char* path, struct stat64* st, int flags) {
+  WITH_TARGET(dirfd, path, stat_path(t.path, st), REAL(__fxstatat64)(ver, dirfd, path, st, flags));
+}
+
+int access(const char* path, int mode) {
+  WITH_TARGET(AT_FDCWD, path, access_virtual(t.path, mode), REAL(access)(path, mode));
+}
+int faccessat(int dirfd, const char* path, int mode, int flags) {
+  WITH_TARGET(dirfd, path, access_virtual(t.path, mode), REAL(faccessat)(dirfd, path, mode, flags));
+}
+int euidaccess(const char* path, int mode) {
+  WITH_TARGET(AT_FDCWD, path, access_virtual(t.path, mode), REAL(euidaccess)(path, mode));
+}
+int eaccess(const char* path, int mode) {
+  WITH_TARGET(AT_FDCWD, path, access_virtual(t.path, mode), REAL(eaccess)(path, mode));
+}
+
+char* realpath(const char* path, char* resolved) {
+  WITH_TARGET(AT_FDCWD, path, realpath_virtual(t.path, resolved), REAL(realpath)(path, resolved));
+}
+char* __realpath_chk(const char* path, char* resolved, size_t resolvedlen) {
+  if (resolvedlen < PATH_MAX) __chk_fail();
+  WITH_TARGET(AT_FDCWD, path, realpath_virtual(t.path, resolved), REAL(__realpath_chk)(path, resolved, resolvedlen));
+}
+char* canonicalize_file_name(const char* path) {
+  WITH_TARGET(AT_FDCWD, path, realpath_virtual(t.path, nullptr), REAL(canonicalize_file_name)(path));
+}
+ssize_t readlink(const char* path, char* buf, size_t len) {
+  WITH_TARGET(AT_FDCWD, path, readlink_virtual(t.path), REAL(readlink)(path, buf, len));
+}
+ssize_t readlinkat(int dirfd, const char* path, char* buf, size_t len) {
+  WITH_TARGET(dirfd, path, readlink_virtual(t.path), REAL(readlinkat)(dirfd, path, buf, len));
+}
+ssize_t __readlink_chk(const char* path, char* buf, size_t len, size_t buflen) {
+  WITH_TARGET(AT_FDCWD, path, readlink_virtual(t.path), REAL(__readlink_chk)(path, buf, len, buflen));
+}
+ssize_t __readlinkat_chk(int dirfd, const char* path, char* buf, size_t len, size_t buflen) {
+  WITH_TARGET(dirfd, path, readlink_virtual(t.path), REAL(__readlinkat_chk)(dirfd, path, buf, len, buflen));
+}
+
+// No extended attributes (ls and tar ask for ACLs and capabilities).
+extern "C++" {
+static ssize_t no_xattr(const vfs::VPath& p) {
+  vfs::Attr a;
+  return stat_virtual(p, a) != 0 ? -1 : fail(ENODATA);
+}
+static ssize_t no_xattr_list(const vfs::VPath& p) {
+  vfs::Attr a;
+  return stat_virtual(p, a) != 0 ? -1 : 0;
+}
+}  // extern "C++"
+ssize_t getxattr(const char* path, const char* name, void* value, size_t size) {
+  WITH_TARGET(AT_FDCWD, path, no_xattr(t.path), REAL(getxattr)(path, name, value, size));
+}
+ssize_t lgetxattr(const char* path, const char* name, void* value, size_t size) {
+  WITH_TARGET(AT_FDCWD, path, no_xattr(t.path), REAL(lgetxattr)(path, name, value, size));
+}
+ssize_t fgetxattr(int fd, const char* name, void* value, size_t size) {
+  if (!virtual_fd(fd)) return REAL(fgetxattr)(fd, name, value, size);
+  return fail(ENODATA);
+}
+ssize_t listxattr(const char* path, char* list, size_t size) {
+  WITH_TARGET(AT_FDCWD, path, no_xattr_list(t.path), REAL(listxattr)(path, list, size));
+}
+ssize_t llistxattr(const char* path, char* list, size_t size) {
+  WITH_TARGET(AT_FDCWD, path, no_xattr_list(t.path), REAL(llistxattr)(path, list, size));
+}
+ssize_t flistxattr(int fd, char* list, size_t size) {
+  if (!virtual_fd(fd)) return REAL(flistxattr)(fd, list, size);
+  return 0;
+}
+
+extern "C++" {
+static void fill_fs(struct statfs* s) { fill_statfs(s); }
+static void fill_fs(struct statfs64* s) { fill_statfs(s); }
+static void fill_fs(struct statvfs* s) { fill_statvfs(s); }
+static void fill_fs(struct statvfs64* s) { fill_statvfs(s); }
+static int statfs_path(const vfs::VPath& p, auto* out) {
+  vfs::Attr a;
+  if (stat_virtual(p, a) != 0) return -1;
+  fill_fs(out);
+  return 0;
+}
+}  // extern "C++"
+int statfs(const char* path, struct statfs* s) {
+  WITH_TARGET(AT_FDCWD, path, statfs_path(t.path, s), REAL(statfs)(path, s));
+}
+int statfs64(const char* path, struct statfs64* s) {
+  WITH_TARGET(AT_FDCWD, path, statfs_path(t.path, s), REAL(statfs64)(path, s));
+}
+int statvfs(const char* path, struct statvfs* s) {
+  WITH_TARGET(AT_FDCWD, path, statfs_path(t.path, s), REAL(statvfs)(path, s));
+}
+int statvfs64(const char* path, struct statvfs64* s) {
+  WITH_TARGET(AT_FDCWD, path, statfs_path(t.path, s), REAL(statvfs64)(path, s));
+}
+int fstatfs(int fd, struct statfs* s) {
+  if (!virtual_fd(fd)) return REAL(fstatfs)(fd, s);
+  return fill_statfs(s), 0;
+}
+int fstatfs64(int fd, struct statfs64* s) {
+  if (!virtual_fd(fd)) return REAL(fstatfs64)(fd, s);
+  return fill_statfs(s), 0;
+}
+int fstatvfs(int fd, struct statvfs* s) {
+  if (!virtual_fd(fd)) return REAL(fstatvfs)(fd, s);
+  return fill_statvfs(s), 0;
+}
+int fstatvfs64(int fd, struct statvfs64* s) {
+  if (!virtual_fd(fd)) return REAL(fstatvfs64)(fd, s);
+  return fill_statvfs(s), 0;
+}
+
+int chdir(const char* path) {
+  Target t(AT_FDCWD, path);
+  if (t.handled) {
+    vfs::Attr a;
+    if (stat_virtual(t.path, a) != 0) return -1;
+    return chdir_virtual(filesystem()->display(t.path), a.dir);
+  }
+  int r = REAL(chdir)(path);
+  if (r == 0) leave_virtual_cwd();
+  return r;
+}
+int fchdir(int fd) {
+  if (virtual_fd(fd)) {
+    auto f = file_of(fd);
+    return chdir_virtual(f->display, f->attr.dir);
+  }
+  int r = REAL(fchdir)(fd);
+  if (r == 0) leave_virtual_cwd();
+  return r;
+}
+char* getcwd(char* buf, size_t size) {
+  if (!globals().cwd_virtual.load(std::memory_order_relaxed)) return REAL(getcwd)(buf, size);
+  return getcwd_virtual(buf, size);
+}
+char* __getcwd_chk(char* buf, size_t size, size_t buflen) {
+  if (!globals().cwd_virtual.load(std::memory_order_relaxed)) return REAL(__getcwd_chk)(buf, size, buflen);
+  if (size > buflen) __chk_fail();
+  return getcwd_virtual(buf, size);
+}
+char* get_current_dir_name(void) {
+  if (!globals().cwd_virtual.load(std::memory_order_relaxed)) return REAL(get_current_dir_name)();
+  return getcwd_virtual(nullptr, 0);
+}
+
+int fsync(int fd) {
+  if (!virtual_fd(fd)) return REAL(fsync)(fd);
+  return 0;  // nothing to flush on a read-only file
+}
+int fdatasync(int fd) {
+  if (!virtual_fd(fd)) return REAL(fdatasync)(fd);
+  return 0;
+}
+
+// Changes to the read-only prefix (the write-path issue replaces these).
+int mkdir(const char* path, mode_t mode) {
+  WITH_TARGET(AT_FDCWD, path, refuse_change(t.path, false), REAL(mkdir)(path, mode));
+}
+int mkdirat(int dirfd, const char* path, mode_t mode) {
+  WITH_TARGET(dirfd, path, refuse_change(t.path, false), REAL(mkdirat)(dirfd, path, mode));
+}
+int unlink(const char* path) { WITH_TARGET(AT_FDCWD, path, refuse_change(t.path, true), REAL(unlink)(path)); }
+int unlinkat(int dirfd, const char* path, int flags) {
+  WITH_TARGET(dirfd, path, refuse_change(t.path, true), REAL(unlinkat)(dirfd, path, flags));
+}
+int rmdir(const char* path) { WITH_TARGET(AT_FDCWD, path, refuse_change(t.path, true), REAL(rmdir)(path)); }
+int rename(const char* from, const char* to) {
+  if (maybe_virtual(AT_FDCWD, from) || maybe_virtual(AT_FDCWD, to)) {
+    Target a(AT_FDCWD, from), b(AT_FDCWD, to);
+    if (a.handled && !b.handled) return fail(EXDEV);
+    if (b.handled && !a.handled) return fail(EXDEV);
+    if (a.handled) return refuse_change(a.path, true);
+  }
+  return REAL(rename)(from, to);
+}
+int renameat(int fromfd, const char* from, int tofd, const char* to) {
+  if (maybe_virtual(fromfd, from) || maybe_virtual(tofd, to)) {
+    Target a(fromfd, from), b(tofd, to);
+    if (a.handled != b.handled) return fail(EXDEV);
+    if (a.handled) return refuse_change(a.path, true);
+  }
+  return REAL(renameat)(fromfd, from, tofd, to);
+}
+int renameat2(int fromfd, const char* from, int tofd, const char* to, unsigned flags) {
+  if (maybe_virtual(fromfd, from) || maybe_virtual(tofd, to)) {
+    Target a(fromfd, from), b(tofd, to);
+    if (a.handled != b.handled) return fail(EXDEV);
+    if (a.handled) return refuse_change(a.path, true);
+  }
+  return REAL(renameat2)(fromfd, from, tofd, to, flags);
+}
+int truncate(const char* path, off_t len) {
+  WITH_TARGET(AT_FDCWD, path, refuse_change(t.path, true), REAL(truncate)(path, len));
+}
+int truncate64(const char* path, off64_t len) {
+  WITH_TARGET(AT_FDCWD, path, refuse_change(t.path, true), REAL(truncate64)(path, len));
+}
+
+}  // extern "C"

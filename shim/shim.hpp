@@ -1,0 +1,73 @@
+// Helpers shared by the interposed functions: path resolution, the virtual fd registry and
+// error reporting. Everything here runs only once a call is known (or likely) to be virtual.
+#pragma once
+
+#include <fcntl.h>
+
+#include <cerrno>
+#include <memory>
+#include <string>
+
+#include "state.hpp"
+#include "util/error.hpp"
+#include "vfs/path.hpp"
+#include "vfs/vfs.hpp"
+
+namespace ossshim::shim {
+
+// Cheap test for the pass-through path: could (dirfd, path) name a virtual file? Absolute paths
+// compare the prefix; relative ones are virtual only under a virtual cwd or a virtual dirfd.
+inline bool maybe_virtual(int dirfd, const char* path) {
+  if (path == nullptr) return false;
+  if (path[0] == '/') return is_virtual_path(path);
+  if (dirfd == AT_FDCWD) return globals().cwd_virtual.load(std::memory_order_relaxed);
+  return virtual_fd(dirfd);
+}
+
+// Resolves (dirfd, path) to a virtual path; false when it is not ours after all (for example
+// "/oss/../etc/passwd"). The caller then passes the call through.
+bool resolve(int dirfd, const char* path, vfs::VPath& out);
+
+// The absolute virtual path a virtual fd was opened with ("/oss/bucket/dir").
+std::string display_of(int fd);
+
+// Opens (dirfd, path) for the shim with open(2) flags; returns the new virtual fd or -1/errno.
+int open_virtual(const vfs::VPath& p, int flags);
+
+// Registers an open file under a fresh kernel-reserved descriptor (an O_PATH descriptor of "/",
+// on which any escaped read/write/mmap fails with EBADF). Returns the fd or -1/errno.
+int register_file(std::shared_ptr<vfs::OpenFile> file, bool cloexec);
+// Makes `fd` (already a kernel descriptor) refer to `file`.
+void attach(int fd, std::shared_ptr<vfs::OpenFile> file);
+// Forgets `fd` (before the kernel descriptor is closed).
+void detach(int fd);
+
+// Sets errno and returns -1; logs `e` (ENOENT at debug level: programs probe for files).
+int fail(const Error& e);
+inline int fail(int err) {
+  errno = err;
+  return -1;
+}
+
+// Fills a stat/stat64-like structure from attributes.
+template <class St>
+void fill_stat(const std::string& display, const vfs::Attr& a, St* st);
+
+// Reads from a virtual descriptor at `off` (or at and advancing the file offset when off < 0).
+ssize_t virtual_read(int fd, void* buf, size_t len, off_t off);
+
+// lseek on a virtual descriptor.
+off_t virtual_seek(int fd, off_t off, int whence);
+
+// Stable, distinct inode numbers per path (stat and readdir agree), so fts/find/du cycle checks work.
+ino_t inode_of(const std::string& display);
+
+// stat of a virtual path, with errors reported; 0 or -1/errno.
+int stat_virtual(const vfs::VPath& p, vfs::Attr& out);
+
+// The virtual current directory (cwd.cpp): set by chdir/fchdir into the prefix; restored at
+// start-up when the process was exec'd with its real cwd in a marker directory.
+void set_virtual_cwd(const std::string& display);
+void restore_virtual_cwd();
+
+}  // namespace ossshim::shim

@@ -1,0 +1,82 @@
+#undef _FILE_OFFSET_BITS
+#include "state.hpp"
+
+#include "shim.hpp"
+
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <mutex>
+
+#include "auth/credentials.hpp"
+#include "config/config.hpp"
+#include "log/log.hpp"
+
+namespace ossshim::shim {
+
+namespace {
+// Constant-initialised: usable by calls that arrive before any constructor has run.
+constinit Globals g_globals;
+
+std::once_flag g_init_once;
+vfs::Vfs* g_vfs = nullptr;
+
+void init_filesystem() {
+  auto config = load_config(process_env());
+  if (!config) {
+    log::error(config.error().to_string() + " -- paths under " + std::string(g_globals.prefix) + " will fail with EIO");
+    return;
+  }
+  std::string why;
+  if (!log::configure(config->log_level, config->log_file, &why)) log::warn(why);
+  auto creds = auth::credentials_from_env(config->signature, process_env());
+  if (!creds) {
+    log::error(creds.error().to_string() + " -- paths under " + config->prefix + " will fail with EIO");
+    return;
+  }
+  auto fs = vfs::Vfs::create(config.value(), creds->creds);
+  if (!fs) {
+    log::error(fs.error().to_string());
+    return;
+  }
+  g_vfs = fs.value().release();  // lives until exit: threads of any kind may still use it
+  log::info("ossshim: " + config->prefix + " -> " + config->endpoint + " (credentials from " + creds->source + ")");
+}
+
+void after_fork_in_child() {
+  g_globals.pid = static_cast<pid_t>(syscall(SYS_getpid));
+  if (g_vfs) g_vfs->after_fork_child();
+}
+
+__attribute__((constructor)) void shim_constructor() {
+  if (const char* p = std::getenv("OSSSHIM_PREFIX"); p && p[0] == '/' && std::strlen(p) < sizeof g_globals.prefix) {
+    std::size_t n = std::strlen(p);
+    while (n > 1 && p[n - 1] == '/') --n;
+    std::memcpy(g_globals.prefix, p, n);
+    g_globals.prefix[n] = '\0';
+    g_globals.prefix_len = n;
+  }
+  g_globals.pid = static_cast<pid_t>(syscall(SYS_getpid));
+  pthread_atfork(nullptr, nullptr, &after_fork_in_child);
+  restore_virtual_cwd();
+}
+}  // namespace
+
+Globals& globals() { return g_globals; }
+
+std::shared_ptr<vfs::OpenFile> file_of(int fd) {
+  if (!virtual_fd(fd)) return nullptr;
+  return g_globals.fd_file[fd].load(std::memory_order_acquire);
+}
+
+vfs::Vfs* filesystem() {
+  std::call_once(g_init_once, init_filesystem);
+  if (!g_vfs) errno = EIO;
+  return g_vfs;
+}
+
+bool in_vfork_child() { return static_cast<pid_t>(syscall(SYS_getpid)) != g_globals.pid; }
+
+}  // namespace ossshim::shim

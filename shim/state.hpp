@@ -1,0 +1,59 @@
+// The shim's process-wide state: the prefix test, the virtual fd and DIR tables, and the lazily
+// created file system. Pass-through callers only ever touch `is_virtual_path` and `virtual_fd`.
+#pragma once
+
+#include <dirent.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "vfs/vfs.hpp"
+
+namespace ossshim::shim {
+
+constexpr int kMaxFds = 1 << 16;
+
+struct Globals {
+  char prefix[256] = "/oss";
+  std::size_t prefix_len = 4;
+  pid_t pid = 0;
+  std::atomic<bool> fd_is_virtual[kMaxFds];
+  std::atomic<std::shared_ptr<vfs::OpenFile>> fd_file[kMaxFds];
+  std::atomic<int> virtual_fds{0};  // how many entries of fd_is_virtual are set
+  // A chdir() into the prefix makes the cwd virtual: relative paths then resolve against `cwd`.
+  std::atomic<bool> cwd_virtual{false};
+  std::mutex cwd_mu;
+  std::string* cwd = nullptr;  // guarded by cwd_mu; allocated on first virtual chdir
+};
+Globals& globals();
+
+// One prefix compare: is this absolute path under the virtual prefix?
+inline bool is_virtual_path(const char* path) {
+  const Globals& g = globals();
+  if (path == nullptr || path[0] != '/') return false;
+  if (std::strncmp(path, g.prefix, g.prefix_len) != 0) return false;
+  char next = path[g.prefix_len];
+  return next == '\0' || next == '/';
+}
+
+// One array lookup: is this descriptor one of ours?
+inline bool virtual_fd(int fd) {
+  return fd >= 0 && fd < kMaxFds && globals().fd_is_virtual[fd].load(std::memory_order_acquire);
+}
+
+std::shared_ptr<vfs::OpenFile> file_of(int fd);
+
+// The file system, created on first use; nullptr (errno EIO, one log line) if configuration or
+// credentials are unusable.
+vfs::Vfs* filesystem();
+
+// True in a vfork()ed child, which shares the parent's memory until exec: such code must not
+// change shared state.
+bool in_vfork_child();
+
+}  // namespace ossshim::shim

@@ -1,0 +1,167 @@
+// ossrun: runs a program with libossshim.so preloaded and the configuration checked first, so
+// a wrong option, an unusable setting or missing credentials stop here with one clear line
+// instead of surfacing later as EIO inside the program.
+#include <limits.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "auth/credentials.hpp"
+#include "config/config.hpp"
+
+namespace {
+
+using ossshim::setting_names;
+
+// One line per setting; the README's configuration table has the details.
+const std::map<std::string, std::string> kHelp = {
+    {"prefix", "virtual path prefix (default /oss): files are PREFIX/BUCKET/KEY"},
+    {"endpoint", "OSS or S3 endpoint, [http[s]://]host[:port] (https when no scheme)"},
+    {"region", "signing region, e.g. cn-hangzhou (derived from *.aliyuncs.com endpoints)"},
+    {"signature", "v4 (default), v1, s3v4 (AWS SigV4) or none (anonymous)"},
+    {"addressing", "virtual (bucket.host) or path (host/bucket); path for IP/localhost"},
+    {"ca_file", "CA bundle for HTTPS (default: the system store)"},
+    {"verify_tls", "true (default) or false: verify server certificates"},
+    {"connect_timeout", "TCP/TLS connect limit (default 5s)"},
+    {"request_timeout", "whole-request deadline, retries included (default 60s)"},
+    {"first_byte_timeout", "limit from request sent to first response byte (default 15s)"},
+    {"low_speed_limit", "abort a transfer slower than this many bytes/s ... (default 1k)"},
+    {"low_speed_time", "... for this many seconds (default 10)"},
+    {"retries", "attempts after the first (default 3)"},
+    {"retry_base", "backoff base (default 200ms)"},
+    {"retry_max", "backoff cap (default 20s)"},
+    {"concurrency", "parallel range requests per process (default 16)"},
+    {"chunk_size", "range GET / cache chunk size (default 8m)"},
+    {"cache_size", "cache budget, e.g. 16g (default: automatic)"},
+    {"cache_dir", "shared cache location (default /dev/shm/ossshim-UID)"},
+    {"attr_ttl", "metadata cache lifetime (default 60s)"},
+    {"negative_ttl", "\"does not exist\" cache lifetime (default 5s)"},
+    {"log", "error, warn (default), info or debug"},
+    {"log_file", "append log lines to this file (default stderr)"},
+};
+
+std::string option_of(const std::string& toml) {
+  std::string o = "--" + toml;
+  for (auto& c : o)
+    if (c == '_') c = '-';
+  return o;
+}
+
+void usage(FILE* out) {
+  std::fprintf(out,
+               "usage: ossrun [OPTIONS] [--] COMMAND [ARGS...]\n"
+               "\n"
+               "Runs COMMAND with libossshim.so preloaded: paths under the prefix (default /oss) are\n"
+               "OSS objects, /oss/BUCKET/KEY. Options set the matching OSSSHIM_* environment variable\n"
+               "(which COMMAND's children inherit); unset ones come from the environment, then from\n"
+               "the TOML file, then from defaults. The configuration and credentials are checked\n"
+               "before COMMAND starts.\n"
+               "\n"
+               "options:\n"
+               "  --config FILE              TOML configuration file (OSSSHIM_CONFIG)\n"
+               "  --library PATH             libossshim.so to preload (default: found next to ossrun)\n"
+               "  --help                     this text\n");
+  for (const auto& s : setting_names()) {
+    auto help = kHelp.find(s.toml);
+    std::string opt = option_of(s.toml) + " VALUE";
+    std::fprintf(out, "  %-26s %s (%s)\n", opt.c_str(), help == kHelp.end() ? "" : help->second.c_str(),
+                 s.env.c_str());
+  }
+  std::fprintf(out,
+               "\ncredentials: OSS_ACCESS_KEY_ID / OSS_ACCESS_KEY_SECRET [/ OSS_SESSION_TOKEN], or the\n"
+               "ALIBABA_CLOUD_* forms; AWS_* for --signature s3v4. They are never logged.\n"
+               "\nexample: ossrun --endpoint oss-cn-hangzhou-internal.aliyuncs.com -- python3 load.py /oss/bkt/model\n");
+}
+
+[[noreturn]] void die(const std::string& message, int code = 2) {
+  std::fprintf(stderr, "ossrun: %s\n", message.c_str());
+  std::exit(code);
+}
+
+std::string dir_of_self() {
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return ".";
+  std::string p(buf, static_cast<std::size_t>(n));
+  return p.substr(0, p.rfind('/'));
+}
+
+// The library: --library, else the build tree (tools/ossrun/../../shim), else the install libdir.
+std::string find_library(const std::string& given) {
+  std::vector<std::string> candidates;
+  if (!given.empty()) {
+    candidates.push_back(given);
+  } else {
+    std::string self = dir_of_self();
+    candidates.push_back(self + "/../../shim/libossshim.so");
+    candidates.push_back(OSSSHIM_INSTALL_LIBDIR "/libossshim.so");
+  }
+  for (const auto& c : candidates) {
+    char real[PATH_MAX];
+    if (access(c.c_str(), R_OK) == 0 && realpath(c.c_str(), real)) return real;
+  }
+  std::string tried;
+  for (const auto& c : candidates) tried += (tried.empty() ? "" : ", ") + c;
+  die("libossshim.so not found (tried " + tried + "); build it or pass --library PATH");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::map<std::string, std::string> option_env;
+  for (const auto& s : setting_names()) option_env[option_of(s.toml)] = s.env;
+  option_env["--config"] = "OSSSHIM_CONFIG";
+
+  std::string library;
+  int i = 1;
+  for (; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--") {
+      ++i;
+      break;
+    }
+    if (arg == "-h" || arg == "--help") {
+      usage(stdout);
+      return 0;
+    }
+    if (arg.rfind("-", 0) != 0) break;  // COMMAND
+    std::string value;
+    auto eq = arg.find('=');
+    std::string name = arg.substr(0, eq);
+    if (name != "--library" && !option_env.count(name)) die("unknown option " + arg + " (see ossrun --help)");
+    if (eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      die("option " + name + " needs a value");
+    }
+    if (name == "--library")
+      library = value;
+    else
+      setenv(option_env[name].c_str(), value.c_str(), 1);
+  }
+  if (i >= argc) die("no COMMAND given (usage: ossrun [OPTIONS] -- COMMAND [ARGS...])");
+
+  auto config = ossshim::load_config(ossshim::process_env());
+  if (!config) die(config.error().to_string());
+  auto creds = ossshim::auth::credentials_from_env(config->signature, ossshim::process_env());
+  if (!creds) die(creds.error().to_string());
+
+  std::string lib = find_library(library);
+  std::string preload = lib;
+  if (const char* old = std::getenv("LD_PRELOAD"); old && *old) {
+    if (std::strstr(old, lib.c_str()))
+      preload = old;  // already there (a nested ossrun): keep the order as it is
+    else
+      preload += std::string(":") + old;
+  }
+  setenv("LD_PRELOAD", preload.c_str(), 1);
+  execvp(argv[i], argv + i);
+  die(std::string("cannot run ") + argv[i] + ": " + std::strerror(errno), errno == ENOENT ? 127 : 126);
+}
