@@ -1,10 +1,13 @@
 #undef _FILE_OFFSET_BITS
 // The virtual fd registry, path resolution and error reporting behind every interposed call.
+#include <dirent.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <functional>
+#include <vector>
 
 #include "log/log.hpp"
 #include "real.hpp"
@@ -46,10 +49,73 @@ void detach(int fd) {
   g.fd_file[fd].store(nullptr, std::memory_order_release);
 }
 
+namespace {
+constexpr char kPlaceholderName[] = "ossshim-fd";
+constexpr char kPlaceholderLink[] = "/memfd:ossshim-fd (deleted)";
+constexpr char kPlaceholderMagic[] = "ossshim-fd 1";
+
+// The kernel object behind a virtual fd: an O_PATH descriptor of a small memfd that records
+// which object it stands for. O_PATH means read, write, mmap ... on it fail with EBADF, so a call
+// that escapes the shim (raw syscall, io_uring, static binary) fails loudly; the record lets a
+// program exec'd with the fd (tar | gzip, a shell redirect) take it over (adopt_inherited_fds).
+int make_placeholder(const vfs::OpenFile& f, bool cloexec) {
+  int flags = O_PATH | (cloexec ? O_CLOEXEC : 0);
+  int m = memfd_create(kPlaceholderName, MFD_CLOEXEC);
+  if (m >= 0) {
+    std::string record = std::string(kPlaceholderMagic) + "\n" + f.display + "\n" + f.attr.etag + "\n" +
+                         std::to_string(f.attr.size) + "\n" + std::to_string(f.attr.mtime) + "\n" +
+                         (f.attr.dir ? "d" : "f") + "\n";
+    bool written = ::write(m, record.data(), record.size()) == static_cast<ssize_t>(record.size());
+    char self[64];
+    std::snprintf(self, sizeof self, "/proc/self/fd/%d", m);
+    int fd = written ? REAL(open)(self, flags) : -1;
+    REAL(close)(m);
+    if (fd >= 0) return fd;
+  }
+  return REAL(open)("/", flags | O_DIRECTORY);  // no memfd or /proc: still fails loudly
+}
+}  // namespace
+
+void adopt_inherited_fds() {
+  DIR* d = REAL(opendir)("/proc/self/fd");
+  if (!d) return;
+  int own = REAL(dirfd)(d);
+  while (struct dirent* e = REAL(readdir)(d)) {
+    int fd = std::atoi(e->d_name);
+    if (e->d_name[0] < '0' || e->d_name[0] > '9' || fd == own || fd >= kMaxFds) continue;
+    char link[64], target[64];
+    std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = REAL(readlink)(link, target, sizeof target - 1);
+    if (n <= 0) continue;
+    target[n] = '\0';
+    if (std::strcmp(target, kPlaceholderLink) != 0) continue;
+    int rfd = REAL(open)(link, O_RDONLY | O_CLOEXEC);
+    if (rfd < 0) continue;
+    char buf[8192];
+    ssize_t got = REAL(read)(rfd, buf, sizeof buf - 1);
+    REAL(close)(rfd);
+    if (got <= 0) continue;
+    std::vector<std::string> lines;
+    std::string text(buf, static_cast<std::size_t>(got));
+    for (std::size_t at = 0, nl; (nl = text.find('\n', at)) != std::string::npos; at = nl + 1)
+      lines.push_back(text.substr(at, nl - at));
+    auto f = std::make_shared<vfs::OpenFile>();
+    if (lines.size() != 6 || lines[0] != kPlaceholderMagic ||
+        !vfs::parse(std::string_view(globals().prefix, globals().prefix_len), lines[1], f->path))
+      continue;  // another prefix, or a record from another version: leave it alone
+    f->display = lines[1];
+    f->attr.etag = lines[2];
+    f->attr.size = std::strtoull(lines[3].c_str(), nullptr, 10);
+    f->attr.mtime = static_cast<std::time_t>(std::strtoll(lines[4].c_str(), nullptr, 10));
+    f->attr.dir = lines[5] == "d";
+    f->status_flags.store(O_RDONLY | O_LARGEFILE);
+    attach(fd, std::move(f));
+  }
+  REAL(closedir)(d);
+}
+
 int register_file(std::shared_ptr<vfs::OpenFile> file, bool cloexec) {
-  // O_PATH: holds a descriptor number the kernel will not hand out again, yet read, write, mmap,
-  // fchmod ... on it fail with EBADF, so a call that escapes the shim fails loudly.
-  int fd = REAL(open)("/", O_PATH | O_DIRECTORY | (cloexec ? O_CLOEXEC : 0));
+  int fd = make_placeholder(*file, cloexec);
   if (fd < 0) return -1;
   if (fd >= kMaxFds) {
     REAL(close)(fd);
@@ -101,7 +167,7 @@ void fill_stat(const std::string& display, const vfs::Attr& a, St* st) {
   st->st_gid = getgid();
   st->st_size = a.dir ? 4096 : static_cast<off_t>(a.size);  // 4096: what ext4 reports for a directory
   st->st_blksize = 1 << 20;  // large reads: fewer calls into the shim
-  st->st_blocks = a.dir ? 8 : static_cast<blkcnt_t>((a.size + 511) / 512);
+  st->st_blocks = a.dir ? 8 : static_cast<blkcnt_t>((a.size + 4095) / 4096 * 8);  // 4 KiB blocks, as ext4
   st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec = a.mtime;
 }
 template void fill_stat<struct stat>(const std::string&, const vfs::Attr&, struct stat*);

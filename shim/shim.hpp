@@ -37,6 +37,10 @@ int open_virtual(const vfs::VPath& p, int flags);
 // Registers an open file under a fresh kernel-reserved descriptor (an O_PATH descriptor of "/",
 // on which any escaped read/write/mmap fails with EBADF). Returns the fd or -1/errno.
 int register_file(std::shared_ptr<vfs::OpenFile> file, bool cloexec);
+// At start-up: takes over virtual fds inherited across exec (their records survive in the kernel).
+void adopt_inherited_fds();
+// Then points stdin at a shim stream when fd 0 is virtual (stdio.cpp).
+void adopt_std_streams();
 // Makes `fd` (already a kernel descriptor) refer to `file`.
 void attach(int fd, std::shared_ptr<vfs::OpenFile> file);
 // Forgets `fd` (before the kernel descriptor is closed).

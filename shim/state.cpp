@@ -61,6 +61,8 @@ __attribute__((constructor)) void shim_constructor() {
   g_globals.pid = static_cast<pid_t>(syscall(SYS_getpid));
   pthread_atfork(nullptr, nullptr, &after_fork_in_child);
   restore_virtual_cwd();
+  adopt_inherited_fds();
+  adopt_std_streams();
 }
 }  // namespace
 

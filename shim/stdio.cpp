@@ -61,6 +61,14 @@ FILE* fopen_virtual(const vfs::VPath& p, const char* mode) {
 }
 
 }  // namespace
+
+void adopt_std_streams() {
+  // A program started with a virtual fd as its stdin (`sha256sum < /oss/b/k` from a preloaded
+  // shell, subprocess with stdin=file) reads it through glibc's static stdin FILE, which goes
+  // straight to the kernel: give it a cookie stream instead.
+  if (virtual_fd(0))
+    if (FILE* in = stream_for(0, "r")) stdin = in;
+}
 }  // namespace ossshim::shim
 
 using namespace ossshim::shim;

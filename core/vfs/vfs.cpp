@@ -64,13 +64,21 @@ Result<Attr> Vfs::stat(const VPath& p) {
     }
   }
   auto r = stat_uncached(p);
+  if (!r && r.error().err == ENOENT && !p.key.empty()) {
+    // As on a local file system, a path through a file is "not a directory".
+    VPath parent = p;
+    auto slash = parent.key.rfind('/');
+    parent.key = slash == std::string::npos ? "" : parent.key.substr(0, slash);
+    auto up = stat(parent);
+    if (up && !up->dir) r = error_for("stat", p, ENOTDIR, "a parent is a file, not a directory");
+  }
   CachedAttr entry;
   if (r.ok()) {
     entry.exists = true;
     entry.attr = r.value();
     entry.expires = Clock::now() + std::chrono::milliseconds(config_.attr_ttl_ms);
     remember(path, entry);
-  } else if (r.error().err == ENOENT) {
+  } else if (r.error().err == ENOENT || r.error().err == ENOTDIR) {
     entry.error = r.error();
     entry.expires = Clock::now() + std::chrono::milliseconds(config_.negative_ttl_ms);
     remember(path, entry);

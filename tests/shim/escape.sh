@@ -1,0 +1,31 @@
+#!/bin/bash
+# Calls that escape the shim on a virtual fd fail loudly (EBADF), never with wrong bytes: raw
+# syscalls in a preloaded program, a static binary handed a virtual fd, a static binary opening
+# a virtual path (ENOENT: it does not see the prefix at all).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+mkdir -p "$root/bkt" && printf 'hello, oss\n' > "$root/bkt/hello.txt"
+start_emulator
+dyn=$OSSSHIM_BUILD_ROOT/tests/shim/raw_read
+static=$OSSSHIM_BUILD_ROOT/tests/shim/raw_read_static
+expect() {  # expect NAME EXPECTED-OUTPUT COMMAND...
+  local name=$1 want=$2
+  shift 2
+  local got
+  got=$("$@" 2>&1 | grep -v '^ossshim\[') || true
+  if [ "$got" == "$want" ]; then ok; else bad "$name: got [$got] want [$want]"; fi
+}
+expect "preloaded program, opened path" 'syscall-pread: error EBADF
+syscall-mmap: error EBADF
+libc-pread: 11 bytes "hello"
+libc-read: 11 bytes "hello"' "$ossrun_bin" -- "$dyn" /oss/bkt/hello.txt
+expect "preloaded program, inherited stdin" 'syscall-pread: error EBADF
+syscall-mmap: error EBADF
+libc-pread: 11 bytes "hello"
+libc-read: 11 bytes "hello"' "$ossrun_bin" -- bash -c "exec $dyn < /oss/bkt/hello.txt"
+expect "static program, inherited stdin" 'syscall-pread: error EBADF
+syscall-mmap: error EBADF
+libc-pread: error EBADF
+libc-read: error EBADF' "$ossrun_bin" -- bash -c "exec $static < /oss/bkt/hello.txt"
+expect "static program, path" 'open: error ENOENT' "$ossrun_bin" -- "$static" /oss/bkt/hello.txt
+finish
