@@ -214,9 +214,10 @@ std::vector<std::shared_ptr<Vfs::Chunk>> Vfs::chunks(OpenFile& f, std::uint64_t 
         lru_.splice(lru_.begin(), lru_, it->second.second);
       } else {
         c = std::make_shared<Chunk>();
+        c->bytes = std::min<std::uint64_t>(config_.chunk_size, f.attr.size - i * config_.chunk_size);
         lru_.push_front(key);
         chunk_map_[key] = {c, lru_.begin()};
-        cached_bytes_ += std::min<std::uint64_t>(config_.chunk_size, f.attr.size - i * config_.chunk_size);
+        cached_bytes_ += c->bytes;
         mine.emplace_back(i, c);
       }
       if (i <= last) needed.push_back(c);
@@ -234,7 +235,7 @@ std::vector<std::shared_ptr<Vfs::Chunk>> Vfs::chunks(OpenFile& f, std::uint64_t 
     if (c->state != Chunk::failed) continue;
     auto it = chunk_map_.find(base + std::to_string(i));
     if (it != chunk_map_.end() && it->second.first == c) {
-      cached_bytes_ -= std::min<std::uint64_t>(config_.chunk_size, f.attr.size - i * config_.chunk_size);
+      cached_bytes_ -= c->bytes;
       lru_.erase(it->second.second);
       chunk_map_.erase(it);
     }
@@ -250,7 +251,7 @@ void Vfs::evict_locked() {
     --it;
     auto found = chunk_map_.find(*it);
     if (found->second.first->state == Chunk::fetching) continue;
-    cached_bytes_ -= found->second.first->data.size();
+    cached_bytes_ -= found->second.first->bytes;
     chunk_map_.erase(found);
     it = lru_.erase(it);
   }

@@ -78,7 +78,9 @@ class Vfs {
   struct Chunk {
     std::mutex mu;
     std::condition_variable cv;
-    enum State { fetching, ready, failed } state = fetching;
+    enum State { fetching, ready, failed };
+    std::atomic<State> state{fetching};  // read without `mu` by eviction
+    std::uint64_t bytes = 0;             // the chunk's length, fixed at creation
     std::vector<char> data;
     Error error;
   };
