@@ -31,7 +31,8 @@ struct Shard {
 };
 
 // Reads a whole object with `threads` parallel range GETs; checks it against the server's CRC64.
-bool load_object(oss::Client& c, const std::string& bucket, const Shard& shard, int threads, std::size_t* tensors) {
+bool load_object(oss::Client& c, const std::string& bucket, const Shard& shard, int threads,
+                 std::size_t* tensors) {
   auto info = c.head_object(bucket, shard.key);
   if (!info) {
     std::fprintf(stderr, "%s\n", info.error().to_string().c_str());
@@ -64,7 +65,8 @@ bool load_object(oss::Client& c, const std::string& bucket, const Shard& shard, 
   std::uint64_t header_len = 0;
   std::memcpy(&header_len, data.data(), 8);
   std::string header(data.data() + 8, std::min<std::uint64_t>(header_len, data.size() - 8));
-  for (std::size_t at = header.find("data_offsets"); at != std::string::npos; at = header.find("data_offsets", at + 1))
+  for (std::size_t at = header.find("data_offsets"); at != std::string::npos;
+       at = header.find("data_offsets", at + 1))
     ++*tensors;
   return true;
 }
@@ -110,7 +112,10 @@ int main(int argc, char** argv) {
       req.continuation_token = page->next_continuation_token;
     }
   }
-  if (shards.empty()) return std::fprintf(stderr, "demo_load: no *.safetensors under oss://%s/%s\n", bucket.c_str(), prefix.c_str()), 1;
+  if (shards.empty())
+    return std::fprintf(stderr, "demo_load: no *.safetensors under oss://%s/%s\n", bucket.c_str(),
+                        prefix.c_str()),
+           1;
   std::printf("model: oss://%s/%s: %zu shards, %s\n", bucket.c_str(), prefix.c_str(), shards.size(),
               util::format_size(model_bytes).c_str());
   std::printf("loading with %d ranks (processes) x %d range-GET threads each...\n", ranks, threads);

@@ -84,8 +84,8 @@ int main(int argc, char** argv) {
     best_plain = std::min(best_plain, run(false));
     best_shim = std::min(best_shim, run(true));
   }
-  std::printf("workload: %d local files x %d rounds of stat + open + read + close (%ld each)\n", files, rounds,
-              ops);
+  std::printf("workload: %d local files x %d rounds of stat + open + read + close (%ld each)\n", files,
+              rounds, ops);
   std::printf("without shim: %.3f s  %.2f us per file\n", best_plain, best_plain / ops * 1e6);
   std::printf("with shim:    %.3f s  %.2f us per file\n", best_shim, best_shim / ops * 1e6);
   std::printf("ratio (with / without): %.3f\n", best_shim / best_plain);

@@ -44,7 +44,8 @@ void say(const char* text) {
 // Walks the interrupted stack; prints it if any frame is in the shim. Returns whether it did.
 bool report(int sig, siginfo_t* info, void* context) {
   unw_cursor_t cursor;
-  if (unw_init_local2(&cursor, static_cast<unw_context_t*>(context), UNW_INIT_SIGNAL_FRAME) != 0) return false;
+  if (unw_init_local2(&cursor, static_cast<unw_context_t*>(context), UNW_INIT_SIGNAL_FRAME) != 0)
+    return false;
   unw_word_t ips[64];
   int n = 0;
   bool ours = false;
@@ -57,7 +58,8 @@ bool report(int sig, siginfo_t* info, void* context) {
   if (!ours) return false;
 
   char line[512];
-  snprintf(line, sizeof line, "ossshim[%d]: fatal signal %d (%s) inside libossshim.so, address %p; backtrace:\n",
+  snprintf(line, sizeof line,
+           "ossshim[%d]: fatal signal %d (%s) inside libossshim.so, address %p; backtrace:\n",
            static_cast<int>(getpid()), sig, strsignal(sig), info ? info->si_addr : nullptr);
   say(line);
   unw_init_local2(&cursor, static_cast<unw_context_t*>(context), UNW_INIT_SIGNAL_FRAME);
@@ -67,8 +69,8 @@ bool report(int sig, siginfo_t* info, void* context) {
     unw_get_proc_name(&cursor, name, sizeof name, &off);
     Dl_info dl;
     const char* object = dladdr(reinterpret_cast<void*>(ips[i]), &dl) && dl.dli_fname ? dl.dli_fname : "?";
-    snprintf(line, sizeof line, "  #%-2d 0x%012lx %s+0x%lx (%s)%s\n", i, static_cast<unsigned long>(ips[i]), name,
-             static_cast<unsigned long>(off), object, in_shim(ips[i]) ? "  <-- ossshim" : "");
+    snprintf(line, sizeof line, "  #%-2d 0x%012lx %s+0x%lx (%s)%s\n", i, static_cast<unsigned long>(ips[i]),
+             name, static_cast<unsigned long>(off), object, in_shim(ips[i]) ? "  <-- ossshim" : "");
     say(line);
     if (unw_step(&cursor) <= 0) break;
   }

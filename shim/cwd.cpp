@@ -16,7 +16,9 @@
 namespace ossshim::shim {
 namespace {
 
-std::string marker_base() { return "/tmp/ossshim-" + std::to_string(getuid()) + "-cwd"; }
+std::string marker_base() {
+  return "/tmp/ossshim-" + std::to_string(getuid()) + "-cwd";
+}
 
 // The base must be ours and private: another user must not be able to plant a path there.
 bool base_is_safe(const std::string& base) {

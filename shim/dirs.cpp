@@ -31,9 +31,12 @@ VDir g_dirs[kMaxDirs];
 
 bool ours(const void* d) {
   auto p = static_cast<const char*>(d);
-  return p >= reinterpret_cast<const char*>(&g_dirs[0]) && p < reinterpret_cast<const char*>(&g_dirs[kMaxDirs]);
+  return p >= reinterpret_cast<const char*>(&g_dirs[0]) &&
+         p < reinterpret_cast<const char*>(&g_dirs[kMaxDirs]);
 }
-VDir* as_vdir(void* d) { return static_cast<VDir*>(d); }
+VDir* as_vdir(void* d) {
+  return static_cast<VDir*>(d);
+}
 
 DIR* new_stream(int fd) {
   auto f = file_of(fd);
@@ -48,7 +51,8 @@ DIR* new_stream(int fd) {
       return reinterpret_cast<DIR*>(&d);
     }
   }
-  log::error("opendir " + f->display + ": more than " + std::to_string(kMaxDirs) + " virtual directories open");
+  log::error("opendir " + f->display + ": more than " + std::to_string(kMaxDirs) +
+             " virtual directories open");
   return (fail(EMFILE), nullptr);
 }
 
@@ -87,7 +91,8 @@ struct dirent64* next_entry(VDir& d) {
     if (!entry_at(*f, d.pos, name, type, ino)) return nullptr;  // end: errno untouched
     ++d.pos;
     if (name.size() < sizeof d.entry.d_name) break;
-    log::warn("readdir " + f->display + ": skipping a name longer than 255 bytes: " + name.substr(0, 64) + "...");
+    log::warn("readdir " + f->display + ": skipping a name longer than 255 bytes: " + name.substr(0, 64) +
+              "...");
   }
   d.entry.d_ino = ino;
   d.entry.d_off = d.pos;
@@ -128,7 +133,8 @@ int scan(int dirfd, const vfs::VPath& p, Dirent*** out, int (*filter)(const Dire
   }
   errno = saved;
   if (compar)
-    std::qsort(list.data(), list.size(), sizeof(Dirent*), reinterpret_cast<int (*)(const void*, const void*)>(compar));
+    std::qsort(list.data(), list.size(), sizeof(Dirent*),
+               reinterpret_cast<int (*)(const void*, const void*)>(compar));
   *out = static_cast<Dirent**>(std::malloc(sizeof(Dirent*) * (list.size() ? list.size() : 1)));
   std::memcpy(*out, list.data(), sizeof(Dirent*) * list.size());
   return static_cast<int>(list.size());

@@ -119,8 +119,8 @@ int register_file(std::shared_ptr<vfs::OpenFile> file, bool cloexec) {
   if (fd < 0) return -1;
   if (fd >= kMaxFds) {
     REAL(close)(fd);
-    log::error("open " + file->display + ": descriptor " + std::to_string(fd) + " is beyond the shim's table (" +
-               std::to_string(kMaxFds) + ")");
+    log::error("open " + file->display + ": descriptor " + std::to_string(fd) +
+               " is beyond the shim's table (" + std::to_string(kMaxFds) + ")");
     return fail(EMFILE);
   }
   attach(fd, std::move(file));
@@ -166,7 +166,7 @@ void fill_stat(const std::string& display, const vfs::Attr& a, St* st) {
   st->st_uid = getuid();
   st->st_gid = getgid();
   st->st_size = a.dir ? 4096 : static_cast<off_t>(a.size);  // 4096: what ext4 reports for a directory
-  st->st_blksize = 1 << 20;  // large reads: fewer calls into the shim
+  st->st_blksize = 1 << 20;                                 // large reads: fewer calls into the shim
   st->st_blocks = a.dir ? 8 : static_cast<blkcnt_t>((a.size + 4095) / 4096 * 8);  // 4 KiB blocks, as ext4
   st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec = a.mtime;
 }

@@ -46,7 +46,8 @@ int open_virtual(const vfs::VPath& p, int flags) {
     return fail(e);
   };
   if (!f) {
-    if (f.error().err == ENOENT && (flags & O_CREAT)) return refuse(EROFS, "cannot create: the prefix is read-only");
+    if (f.error().err == ENOENT && (flags & O_CREAT))
+      return refuse(EROFS, "cannot create: the prefix is read-only");
     return fail(f.error());
   }
   if ((flags & O_CREAT) && (flags & O_EXCL)) return refuse(EEXIST, "exists (O_CREAT|O_EXCL)");
@@ -55,7 +56,8 @@ int open_virtual(const vfs::VPath& p, int flags) {
     if (access != O_RDONLY) return refuse(EISDIR, "is a directory");
   } else {
     if (flags & O_DIRECTORY) return refuse(ENOTDIR, "not a directory");
-    if (access != O_RDONLY || (flags & O_TRUNC)) return refuse(EROFS, "cannot write: the prefix is read-only");
+    if (access != O_RDONLY || (flags & O_TRUNC))
+      return refuse(EROFS, "cannot write: the prefix is read-only");
   }
   int kept = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_PATH;
   (*f)->status_flags.store((flags & kept) | O_LARGEFILE);
@@ -73,7 +75,9 @@ int open_at(int dirfd, const char* path, int flags, bool& handled) {
   return open_virtual(p, flags);
 }
 
-mode_t mode_arg(int flags, va_list ap) { return __OPEN_NEEDS_MODE(flags) ? va_arg(ap, mode_t) : 0; }
+mode_t mode_arg(int flags, va_list ap) {
+  return __OPEN_NEEDS_MODE(flags) ? va_arg(ap, mode_t) : 0;
+}
 
 // A new descriptor for an existing open file (dup, F_DUPFD): same file, own fd flags.
 int adopt_dup(int newfd, const std::shared_ptr<vfs::OpenFile>& file) {
@@ -107,9 +111,15 @@ off_t virtual_seek(int fd, off_t off, int whence) {
   std::uint64_t size = f->attr.dir ? 0 : f->attr.size;
   off_t base;
   switch (whence) {
-    case SEEK_SET: base = 0; break;
-    case SEEK_CUR: base = static_cast<off_t>(f->offset.load()); break;
-    case SEEK_END: base = static_cast<off_t>(size); break;
+    case SEEK_SET:
+      base = 0;
+      break;
+    case SEEK_CUR:
+      base = static_cast<off_t>(f->offset.load());
+      break;
+    case SEEK_END:
+      base = static_cast<off_t>(size);
+      break;
     case SEEK_DATA:  // one data extent: [0, size)
       if (off < 0 || static_cast<std::uint64_t>(off) >= size) return fail(ENXIO);
       f->offset.store(static_cast<std::uint64_t>(off));
@@ -118,7 +128,8 @@ off_t virtual_seek(int fd, off_t off, int whence) {
       if (off < 0 || static_cast<std::uint64_t>(off) >= size) return fail(ENXIO);
       f->offset.store(size);
       return static_cast<off_t>(size);
-    default: return fail(EINVAL);
+    default:
+      return fail(EINVAL);
   }
   if ((off > 0 && base > INT64_MAX - off) || base + off < 0) return fail(EINVAL);
   f->offset.store(static_cast<std::uint64_t>(base + off));
@@ -169,7 +180,8 @@ void* map_virtual(void* addr, size_t len, int prot, int flags, int fd, off_t off
   if (f->attr.dir) return (fail(ENODEV), MAP_FAILED);
   if (len == 0 || off < 0 || off % sysconf(_SC_PAGESIZE) != 0) return (fail(EINVAL), MAP_FAILED);
   int type = flags & MAP_TYPE;
-  if ((type == MAP_SHARED || type == MAP_SHARED_VALIDATE) && (prot & PROT_WRITE)) return (fail(EACCES), MAP_FAILED);
+  if ((type == MAP_SHARED || type == MAP_SHARED_VALIDATE) && (prot & PROT_WRITE))
+    return (fail(EACCES), MAP_FAILED);
   vfs::Vfs* fs = filesystem();
   if (!fs) return MAP_FAILED;
   // Until the shared cache maps objects directly, a mapping is private memory filled with the
@@ -200,10 +212,10 @@ void* map_virtual(void* addr, size_t len, int prot, int flags, int fd, off_t off
 using namespace ossshim::shim;
 namespace vfs = ossshim::vfs;
 
-#define OPEN_BODY(real_call, dirfd, path, flags)     \
-  bool handled;                                      \
-  int fd = open_at(dirfd, path, flags, handled);     \
-  if (handled) return fd;                            \
+#define OPEN_BODY(real_call, dirfd, path, flags) \
+  bool handled;                                  \
+  int fd = open_at(dirfd, path, flags, handled); \
+  if (handled) return fd;                        \
   return real_call
 
 extern "C" {
@@ -236,8 +248,12 @@ int openat64(int dirfd, const char* path, int flags, ...) {
   va_end(ap);
   OPEN_BODY(REAL(openat64)(dirfd, path, flags, mode), dirfd, path, flags);
 }
-int __open_2(const char* path, int flags) { OPEN_BODY(REAL(__open_2)(path, flags), AT_FDCWD, path, flags); }
-int __open64_2(const char* path, int flags) { OPEN_BODY(REAL(__open64_2)(path, flags), AT_FDCWD, path, flags); }
+int __open_2(const char* path, int flags) {
+  OPEN_BODY(REAL(__open_2)(path, flags), AT_FDCWD, path, flags);
+}
+int __open64_2(const char* path, int flags) {
+  OPEN_BODY(REAL(__open64_2)(path, flags), AT_FDCWD, path, flags);
+}
 int __openat_2(int dirfd, const char* path, int flags) {
   OPEN_BODY(REAL(__openat_2)(dirfd, path, flags), dirfd, path, flags);
 }
@@ -356,12 +372,15 @@ static int virtual_fcntl(int fd, int cmd, void* arg) {
   auto f = file_of(fd);
   switch (cmd) {
     case F_DUPFD:
-    case F_DUPFD_CLOEXEC: return adopt_dup(REAL(fcntl)(fd, cmd, arg), f);
-    case F_GETFL: return f->status_flags.load();
+    case F_DUPFD_CLOEXEC:
+      return adopt_dup(REAL(fcntl)(fd, cmd, arg), f);
+    case F_GETFL:
+      return f->status_flags.load();
     case F_SETFL: {
       int changeable = O_APPEND | O_NONBLOCK | O_NOATIME | O_ASYNC | O_DIRECT;
       int old = f->status_flags.load();
-      f->status_flags.store((old & ~changeable) | (static_cast<int>(reinterpret_cast<intptr_t>(arg)) & changeable));
+      f->status_flags.store((old & ~changeable) |
+                            (static_cast<int>(reinterpret_cast<intptr_t>(arg)) & changeable));
       return 0;
     }
     case F_GETLK:
@@ -374,7 +393,8 @@ static int virtual_fcntl(int fd, int cmd, void* arg) {
     case F_OFD_SETLKW:
       // A write lock needs a descriptor open for writing, as on a local file.
       return static_cast<struct flock*>(arg)->l_type == F_WRLCK ? fail(EBADF) : 0;
-    default: return REAL(fcntl)(fd, cmd, arg);  // F_GETFD/F_SETFD on the reserved descriptor
+    default:
+      return REAL(fcntl)(fd, cmd, arg);  // F_GETFD/F_SETFD on the reserved descriptor
   }
 }
 int fcntl(int fd, int cmd, ...) {

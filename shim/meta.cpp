@@ -38,7 +38,9 @@ namespace ossshim::shim {
 namespace {
 
 // AT_EMPTY_PATH calls may pass "" or (statx, recent kernels) NULL.
-bool empty_path(const char* p) { return p == nullptr || p[0] == '\0'; }
+bool empty_path(const char* p) {
+  return p == nullptr || p[0] == '\0';
+}
 
 // Some (dirfd, path) that may be virtual: resolved now. `handled` false means pass through.
 struct Target {
@@ -200,11 +202,15 @@ namespace vfs = ossshim::vfs;
 
 extern "C" {
 
-int stat(const char* path, struct stat* st) { WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(stat)(path, st)); }
+int stat(const char* path, struct stat* st) {
+  WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(stat)(path, st));
+}
 int stat64(const char* path, struct stat64* st) {
   WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(stat64)(path, st));
 }
-int lstat(const char* path, struct stat* st) { WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(lstat)(path, st)); }
+int lstat(const char* path, struct stat* st) {
+  WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(lstat)(path, st));
+}
 int lstat64(const char* path, struct stat64* st) {
   WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(lstat64)(path, st));
 }
@@ -225,7 +231,8 @@ int fstatat64(int dirfd, const char* path, struct stat64* st, int flags) {
   WITH_TARGET(dirfd, path, stat_path(t.path, st), REAL(fstatat64)(dirfd, path, st, flags));
 }
 int statx(int dirfd, const char* path, int flags, unsigned mask, struct statx* stx) {
-  if ((flags & AT_EMPTY_PATH) && empty_path(path) && virtual_fd(dirfd)) return fill_statx(dirfd, nullptr, stx);
+  if ((flags & AT_EMPTY_PATH) && empty_path(path) && virtual_fd(dirfd))
+    return fill_statx(dirfd, nullptr, stx);
   WITH_TARGET(dirfd, path, fill_statx(-1, &t.path, stx), REAL(statx)(dirfd, path, flags, mask, stx));
 }
 // The pre-2.33 names, still called by binaries built against older glibc.
@@ -274,7 +281,8 @@ char* realpath(const char* path, char* resolved) {
 }
 char* __realpath_chk(const char* path, char* resolved, size_t resolvedlen) {
   if (resolvedlen < PATH_MAX) __chk_fail();
-  WITH_TARGET(AT_FDCWD, path, realpath_virtual(t.path, resolved), REAL(__realpath_chk)(path, resolved, resolvedlen));
+  WITH_TARGET(AT_FDCWD, path, realpath_virtual(t.path, resolved),
+              REAL(__realpath_chk)(path, resolved, resolvedlen));
 }
 char* canonicalize_file_name(const char* path) {
   WITH_TARGET(AT_FDCWD, path, realpath_virtual(t.path, nullptr), REAL(canonicalize_file_name)(path));
@@ -325,10 +333,18 @@ ssize_t flistxattr(int fd, char* list, size_t size) {
 }
 
 extern "C++" {
-static void fill_fs(struct statfs* s) { fill_statfs(s); }
-static void fill_fs(struct statfs64* s) { fill_statfs(s); }
-static void fill_fs(struct statvfs* s) { fill_statvfs(s); }
-static void fill_fs(struct statvfs64* s) { fill_statvfs(s); }
+static void fill_fs(struct statfs* s) {
+  fill_statfs(s);
+}
+static void fill_fs(struct statfs64* s) {
+  fill_statfs(s);
+}
+static void fill_fs(struct statvfs* s) {
+  fill_statvfs(s);
+}
+static void fill_fs(struct statvfs64* s) {
+  fill_statvfs(s);
+}
 static int statfs_path(const vfs::VPath& p, auto* out) {
   vfs::Attr a;
   if (stat_virtual(p, a) != 0) return -1;
@@ -415,11 +431,15 @@ int mkdir(const char* path, mode_t mode) {
 int mkdirat(int dirfd, const char* path, mode_t mode) {
   WITH_TARGET(dirfd, path, refuse_change(t.path, false), REAL(mkdirat)(dirfd, path, mode));
 }
-int unlink(const char* path) { WITH_TARGET(AT_FDCWD, path, refuse_change(t.path, true), REAL(unlink)(path)); }
+int unlink(const char* path) {
+  WITH_TARGET(AT_FDCWD, path, refuse_change(t.path, true), REAL(unlink)(path));
+}
 int unlinkat(int dirfd, const char* path, int flags) {
   WITH_TARGET(dirfd, path, refuse_change(t.path, true), REAL(unlinkat)(dirfd, path, flags));
 }
-int rmdir(const char* path) { WITH_TARGET(AT_FDCWD, path, refuse_change(t.path, true), REAL(rmdir)(path)); }
+int rmdir(const char* path) {
+  WITH_TARGET(AT_FDCWD, path, refuse_change(t.path, true), REAL(rmdir)(path));
+}
 int rename(const char* from, const char* to) {
   if (maybe_virtual(AT_FDCWD, from) || maybe_virtual(AT_FDCWD, to)) {
     Target a(AT_FDCWD, from), b(AT_FDCWD, to);

@@ -13,8 +13,8 @@ Fn next_symbol(const char* name) {
 }  // namespace ossshim::shim
 
 // REAL(open)(path, flags, mode): calls glibc's open.
-#define REAL(name)                                                                        \
-  ([]() {                                                                                 \
-    static auto fn = ::ossshim::shim::next_symbol<decltype(&::name)>(#name);              \
-    return fn;                                                                            \
+#define REAL(name)                                                           \
+  ([]() {                                                                    \
+    static auto fn = ::ossshim::shim::next_symbol<decltype(&::name)>(#name); \
+    return fn;                                                               \
   }())

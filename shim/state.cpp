@@ -26,7 +26,8 @@ vfs::Vfs* g_vfs = nullptr;
 void init_filesystem() {
   auto config = load_config(process_env());
   if (!config) {
-    log::error(config.error().to_string() + " -- paths under " + std::string(g_globals.prefix) + " will fail with EIO");
+    log::error(config.error().to_string() + " -- paths under " + std::string(g_globals.prefix) +
+               " will fail with EIO");
     return;
   }
   std::string why;
@@ -42,7 +43,8 @@ void init_filesystem() {
     return;
   }
   g_vfs = fs.value().release();  // lives until exit: threads of any kind may still use it
-  log::info("ossshim: " + config->prefix + " -> " + config->endpoint + " (credentials from " + creds->source + ")");
+  log::info("ossshim: " + config->prefix + " -> " + config->endpoint + " (credentials from " + creds->source +
+            ")");
 }
 
 void after_fork_in_child() {
@@ -51,7 +53,8 @@ void after_fork_in_child() {
 }
 
 __attribute__((constructor)) void shim_constructor() {
-  if (const char* p = std::getenv("OSSSHIM_PREFIX"); p && p[0] == '/' && std::strlen(p) < sizeof g_globals.prefix) {
+  if (const char* p = std::getenv("OSSSHIM_PREFIX");
+      p && p[0] == '/' && std::strlen(p) < sizeof g_globals.prefix) {
     std::size_t n = std::strlen(p);
     while (n > 1 && p[n - 1] == '/') --n;
     std::memcpy(g_globals.prefix, p, n);
@@ -66,7 +69,9 @@ __attribute__((constructor)) void shim_constructor() {
 }
 }  // namespace
 
-Globals& globals() { return g_globals; }
+Globals& globals() {
+  return g_globals;
+}
 
 std::shared_ptr<vfs::OpenFile> file_of(int fd) {
   if (!virtual_fd(fd)) return nullptr;
@@ -79,6 +84,8 @@ vfs::Vfs* filesystem() {
   return g_vfs;
 }
 
-bool in_vfork_child() { return static_cast<pid_t>(syscall(SYS_getpid)) != g_globals.pid; }
+bool in_vfork_child() {
+  return static_cast<pid_t>(syscall(SYS_getpid)) != g_globals.pid;
+}
 
 }  // namespace ossshim::shim

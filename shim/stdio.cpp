@@ -16,17 +16,25 @@
 namespace ossshim::shim {
 namespace {
 
-int fd_of(void* cookie) { return static_cast<int>(reinterpret_cast<intptr_t>(cookie)); }
+int fd_of(void* cookie) {
+  return static_cast<int>(reinterpret_cast<intptr_t>(cookie));
+}
 
-ssize_t cookie_read(void* cookie, char* buf, size_t size) { return virtual_read(fd_of(cookie), buf, size, -1); }
-ssize_t cookie_write(void*, const char*, size_t) { return fail(EBADF); }
+ssize_t cookie_read(void* cookie, char* buf, size_t size) {
+  return virtual_read(fd_of(cookie), buf, size, -1);
+}
+ssize_t cookie_write(void*, const char*, size_t) {
+  return fail(EBADF);
+}
 int cookie_seek(void* cookie, off64_t* pos, int whence) {
   off_t r = virtual_seek(fd_of(cookie), *pos, whence);
   if (r < 0) return -1;
   *pos = r;
   return 0;
 }
-int cookie_close(void* cookie) { return close(fd_of(cookie)); }
+int cookie_close(void* cookie) {
+  return close(fd_of(cookie));
+}
 
 // Parses an fopen mode: true if it only reads. `cloexec` is set by 'e'.
 bool read_only_mode(const char* mode, bool& cloexec) {
@@ -101,7 +109,8 @@ FILE* fdopen(int fd, const char* mode) {
 // freopen cannot turn glibc's FILE into a cookie stream in place: a virtual path is refused
 // with a clear error instead of reading the wrong file.
 static FILE* freopen_refused(const char* path, FILE* stream) {
-  log::error(std::string("freopen ") + path + ": reopening an existing stream onto a virtual file is not supported; use fopen");
+  log::error(std::string("freopen ") + path +
+             ": reopening an existing stream onto a virtual file is not supported; use fopen");
   fclose(stream);
   return (fail(ENOTSUP), nullptr);
 }

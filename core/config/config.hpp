@@ -22,11 +22,11 @@ struct Config {
   std::string prefix = "/oss";  // virtual files are <prefix>/<bucket>/<key>
 
   // Endpoint
-  std::string endpoint;          // normalised: "https://oss-cn-hangzhou.aliyuncs.com" (scheme added if missing)
-  std::string region;            // "cn-hangzhou"; derived from an *.aliyuncs.com endpoint when empty
+  std::string endpoint;  // normalised: "https://oss-cn-hangzhou.aliyuncs.com" (scheme added if missing)
+  std::string region;    // "cn-hangzhou"; derived from an *.aliyuncs.com endpoint when empty
   auth::Scheme signature = auth::Scheme::v4;
   Addressing addressing = Addressing::virtual_hosted;  // default: path for IP/localhost hosts
-  std::string ca_file;           // empty: system CA store
+  std::string ca_file;                                 // empty: system CA store
   bool verify_tls = true;
 
   // Transport
@@ -38,8 +38,8 @@ struct Config {
   std::uint32_t retries = 3;                    // attempts after the first
   std::uint32_t retry_base_ms = 200;            // full-jitter exponential backoff base
   std::uint32_t retry_max_ms = 20000;
-  std::uint32_t concurrency = 16;               // parallel range requests per process
-  std::uint64_t chunk_size = 8ull << 20;        // range GET / cache chunk size
+  std::uint32_t concurrency = 16;         // parallel range requests per process
+  std::uint64_t chunk_size = 8ull << 20;  // range GET / cache chunk size
 
   // Cache
   std::uint64_t cache_size = 0;  // 0: default (see README)
@@ -67,6 +67,7 @@ struct SettingName {
 std::vector<SettingName> setting_names();
 
 // Parses a TOML document (for tests and for `ossrun --config`); `origin` names it in errors.
-Result<Config> load_config_text(const std::string& toml_text, const std::string& origin, const EnvLookup& env);
+Result<Config> load_config_text(const std::string& toml_text, const std::string& origin,
+                                const EnvLookup& env);
 
 }  // namespace ossshim

@@ -21,9 +21,15 @@ bool enabled(Level level);
 // "ossshim[pid] LEVEL: message\n"
 void write(Level level, std::string_view message);
 
-inline void error(std::string_view m) { write(Level::error, m); }
-inline void warn(std::string_view m) { write(Level::warn, m); }
-inline void info(std::string_view m) { write(Level::info, m); }
+inline void error(std::string_view m) {
+  write(Level::error, m);
+}
+inline void warn(std::string_view m) {
+  write(Level::warn, m);
+}
+inline void info(std::string_view m) {
+  write(Level::info, m);
+}
 inline void debug(std::string_view m) {
   if (enabled(Level::debug)) write(Level::debug, m);
 }

@@ -154,7 +154,8 @@ Result<std::vector<DirEntry>> Vfs::list(const VPath& p) {
   std::sort(out.begin(), out.end(), [](const DirEntry& a, const DirEntry& b) {
     return a.name != b.name ? a.name < b.name : a.dir > b.dir;
   });
-  out.erase(std::unique(out.begin(), out.end(), [](const DirEntry& a, const DirEntry& b) { return a.name == b.name; }),
+  out.erase(std::unique(out.begin(), out.end(),
+                        [](const DirEntry& a, const DirEntry& b) { return a.name == b.name; }),
             out.end());
   return out;
 }
@@ -190,9 +191,11 @@ void Vfs::fetch(OpenFile& f, std::uint64_t index, Chunk& chunk) {
     chunk.data = std::move(data);
     chunk.state = Chunk::ready;
   } else {
-    chunk.error = r ? error_for("GetObject", f.path, EIO, "short read: object shorter than at open") : r.error();
+    chunk.error =
+        r ? error_for("GetObject", f.path, EIO, "short read: object shorter than at open") : r.error();
     if (chunk.error.err == ESTALE)
-      chunk.error.message = "object changed since it was opened (ETag " + f.attr.etag + "); reopen to read the new version";
+      chunk.error.message =
+          "object changed since it was opened (ETag " + f.attr.etag + "); reopen to read the new version";
     chunk.state = Chunk::failed;
   }
   chunk.cv.notify_all();
@@ -224,7 +227,8 @@ std::vector<std::shared_ptr<Vfs::Chunk>> Vfs::chunks(OpenFile& f, std::uint64_t 
     }
     evict_locked();
   }
-  parallel_for(mine.size(), config_.concurrency, [&](std::size_t k) { fetch(f, mine[k].first, *mine[k].second); });
+  parallel_for(mine.size(), config_.concurrency,
+               [&](std::size_t k) { fetch(f, mine[k].first, *mine[k].second); });
   for (auto& c : needed) {
     std::unique_lock lock(c->mu);
     c->cv.wait(lock, [&] { return c->state != Chunk::fetching; });
@@ -299,7 +303,8 @@ Status Vfs::fill(OpenFile& f, char* dst, std::size_t len, std::uint64_t off) {
   parallel_for(pieces, config_.concurrency, [&](std::size_t i) {
     std::uint64_t at = static_cast<std::uint64_t>(i) * cs;
     std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(cs, len - at));
-    auto r = client_->get_range(f.path.bucket, f.path.key, oss::RangeRead{off + at, n, dst + at, f.attr.etag});
+    auto r =
+        client_->get_range(f.path.bucket, f.path.key, oss::RangeRead{off + at, n, dst + at, f.attr.etag});
     if (!r || r.value() != n) {
       std::lock_guard lock(mu);
       if (!failure) failure = r ? error_for("GetObject", f.path, EIO, "short read while mapping") : r.error();

@@ -100,7 +100,8 @@ TEST_CASE("concurrent reads through a cache smaller than the object return the r
         std::size_t len = 1 + rng() % buf.size();
         auto r = fs->read(**f, buf.data(), len, off);
         std::size_t want = std::min<std::uint64_t>(len, data.size() - off);
-        if (!r.ok() || r.value() != want || std::memcmp(buf.data(), data.data() + off, want) != 0) ++mismatches;
+        if (!r.ok() || r.value() != want || std::memcmp(buf.data(), data.data() + off, want) != 0)
+          ++mismatches;
       }
     });
   }

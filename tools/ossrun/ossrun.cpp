@@ -75,7 +75,8 @@ void usage(FILE* out) {
   std::fprintf(out,
                "\ncredentials: OSS_ACCESS_KEY_ID / OSS_ACCESS_KEY_SECRET [/ OSS_SESSION_TOKEN], or the\n"
                "ALIBABA_CLOUD_* forms; AWS_* for --signature s3v4. They are never logged.\n"
-               "\nexample: ossrun --endpoint oss-cn-hangzhou-internal.aliyuncs.com -- python3 load.py /oss/bkt/model\n");
+               "\nexample: ossrun --endpoint oss-cn-hangzhou-internal.aliyuncs.com -- python3 load.py "
+               "/oss/bkt/model\n");
 }
 
 [[noreturn]] void die(const std::string& message, int code = 2) {
