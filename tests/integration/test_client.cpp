@@ -13,18 +13,9 @@
 
 using namespace ossshim;
 using ossshim::test::EmulatorProcess;
+using ossshim::test::random_bytes;
 
 namespace {
-
-std::string random_bytes(std::size_t n, unsigned seed = 1) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (std::size_t i = 0; i < n; i += 8) {
-    std::uint64_t v = rng();
-    std::memcpy(s.data() + i, &v, std::min<std::size_t>(8, n - i));
-  }
-  return s;
-}
 
 std::unique_ptr<oss::Client> client_for(const EmulatorProcess& emu, Config c, auth::Credentials creds = {}) {
   if (creds.empty()) creds = {emu.access_key_id(), emu.access_key_secret(), ""};

@@ -11,18 +11,9 @@
 
 using namespace ossshim;
 using ossshim::test::EmulatorProcess;
+using ossshim::test::random_bytes;
 
 namespace {
-
-std::string random_bytes(std::size_t n, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (std::size_t i = 0; i < n; i += 8) {
-    std::uint64_t v = rng();
-    std::memcpy(s.data() + i, &v, std::min<std::size_t>(8, n - i));
-  }
-  return s;
-}
 
 std::unique_ptr<vfs::Vfs> make_vfs(const EmulatorProcess& emu, std::uint64_t chunk, std::uint64_t cache) {
   Config c = emu.config();

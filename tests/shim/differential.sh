@@ -51,6 +51,8 @@ same gzip 'gzip -dc @/data/archive.tar.gz | sha256sum'
 same od-sparse 'od -An -c -j $((1<<30)) -N 24 @/sparse/huge.bin'
 same dd-sparse 'dd if=@/sparse/huge.bin bs=4096 skip=$(((3<<30)/4096 - 1)) count=1 status=none | sha256sum'
 
+same cxx-streams "$OSSSHIM_BUILD_ROOT/tests/shim/cxx_stream @/bin/odd-size.bin @/names"
+
 # Copies out of the prefix (cp uses copy_file_range), archives
 same cp-r 'cp -r @/names @/deep @/many OUT && (cd OUT && find . -type f | LC_ALL=C sort | xargs -d "\n" sha256sum)'
 same cp-file 'cp @/bin/odd-size.bin OUT && sha256sum OUT/odd-size.bin'

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <stdexcept>
 
 extern char** environ;
@@ -149,6 +150,16 @@ std::uint64_t EmulatorProcess::requests(const std::string& object) const {
 }
 std::uint64_t EmulatorProcess::connections() const {
   return counter("", "connections");
+}
+
+std::string random_bytes(std::size_t n, unsigned seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (std::size_t i = 0; i < n; i += 8) {
+    std::uint64_t v = rng();
+    std::memcpy(s.data() + i, &v, std::min<std::size_t>(8, n - i));
+  }
+  return s;
 }
 
 }  // namespace ossshim::test

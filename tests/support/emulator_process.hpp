@@ -55,4 +55,7 @@ class EmulatorProcess {
   std::uint16_t port_ = 0;
 };
 
+// Deterministic pseudo-random bytes (the same for the same seed), for test objects.
+std::string random_bytes(std::size_t n, unsigned seed = 1);
+
 }  // namespace ossshim::test
