@@ -51,6 +51,7 @@ same gzip 'gzip -dc @/data/archive.tar.gz | sha256sum'
 same od-sparse 'od -An -c -j $((1<<30)) -N 24 @/sparse/huge.bin'
 same dd-sparse 'dd if=@/sparse/huge.bin bs=4096 skip=$(((3<<30)/4096 - 1)) count=1 status=none | sha256sum'
 
+same init-race "$OSSSHIM_BUILD_ROOT/tests/shim/init_race @/bin/random-5m.bin"
 same cxx-streams "$OSSSHIM_BUILD_ROOT/tests/shim/cxx_stream @/bin/odd-size.bin @/names"
 
 # Copies out of the prefix (cp uses copy_file_range), archives
