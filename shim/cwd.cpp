@@ -50,16 +50,18 @@ std::string marker_for(const std::string& display) {
   return dir;
 }
 
+void remember_cwd(const std::string& display) {
+  Globals& g = globals();
+  std::lock_guard lock(g.cwd_mu);
+  if (g.cwd == nullptr) g.cwd = new std::string;
+  *g.cwd = display;
+  g.cwd_virtual.store(true);
+}
+
 }  // namespace
 
 void set_virtual_cwd(const std::string& display) {
-  Globals& g = globals();
-  {
-    std::lock_guard lock(g.cwd_mu);
-    if (g.cwd == nullptr) g.cwd = new std::string;
-    *g.cwd = display;
-    g.cwd_virtual.store(true);
-  }
+  remember_cwd(display);
   std::string marker = marker_for(display);
   if (!marker.empty()) REAL(chdir)(marker.c_str());
 }
@@ -78,11 +80,7 @@ void restore_virtual_cwd() {
   if (n <= 0) return;
   path[n] = '\0';
   if (!is_virtual_path(path)) return;  // recorded under another prefix
-  Globals& g = globals();
-  std::lock_guard lock(g.cwd_mu);
-  if (g.cwd == nullptr) g.cwd = new std::string;
-  *g.cwd = path;
-  g.cwd_virtual.store(true);
+  remember_cwd(path);
 }
 
 }  // namespace ossshim::shim

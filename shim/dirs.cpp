@@ -102,17 +102,20 @@ struct dirent64* next_entry(VDir& d) {
   return &d.entry;
 }
 
-template <class Dirent>
-int scan(int dirfd, const vfs::VPath& p, Dirent*** out, int (*filter)(const Dirent*),
-         int (*compar)(const Dirent**, const Dirent**)) {
-  (void)dirfd;
+// opendir of a virtual directory.
+DIR* open_stream(const vfs::VPath& p) {
   int fd = open_virtual(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  DIR* dir = new_stream(fd);
-  if (!dir) {
-    close(fd);
-    return -1;
-  }
+  if (fd < 0) return nullptr;
+  DIR* d = new_stream(fd);
+  if (!d) close(fd);
+  return d;
+}
+
+template <class Dirent>
+int scan(const vfs::VPath& p, Dirent*** out, int (*filter)(const Dirent*),
+         int (*compar)(const Dirent**, const Dirent**)) {
+  DIR* dir = open_stream(p);
+  if (!dir) return -1;
   std::vector<Dirent*> list;
   int saved = errno;
   errno = 0;
@@ -151,17 +154,8 @@ static_assert(sizeof(struct dirent) == sizeof(struct dirent64), "LP64: one diren
 extern "C" {
 
 DIR* opendir(const char* path) {
-  if (maybe_virtual(AT_FDCWD, path)) {
-    vfs::VPath p;
-    if (resolve(AT_FDCWD, path, p)) {
-      int fd = open_virtual(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (fd < 0) return nullptr;
-      DIR* d = new_stream(fd);
-      if (!d) close(fd);
-      return d;
-    }
-  }
-  return REAL(opendir)(path);
+  Target t(AT_FDCWD, path);
+  return t.handled ? open_stream(t.path) : REAL(opendir)(path);
 }
 DIR* fdopendir(int fd) {
   if (!virtual_fd(fd)) return REAL(fdopendir)(fd);
@@ -233,27 +227,18 @@ int closedir(DIR* d) {
 
 int scandir(const char* path, struct dirent*** out, int (*filter)(const struct dirent*),
             int (*compar)(const struct dirent**, const struct dirent**)) {
-  if (maybe_virtual(AT_FDCWD, path)) {
-    vfs::VPath p;
-    if (resolve(AT_FDCWD, path, p)) return scan(AT_FDCWD, p, out, filter, compar);
-  }
-  return REAL(scandir)(path, out, filter, compar);
+  Target t(AT_FDCWD, path);
+  return t.handled ? scan(t.path, out, filter, compar) : REAL(scandir)(path, out, filter, compar);
 }
 int scandir64(const char* path, struct dirent64*** out, int (*filter)(const struct dirent64*),
               int (*compar)(const struct dirent64**, const struct dirent64**)) {
-  if (maybe_virtual(AT_FDCWD, path)) {
-    vfs::VPath p;
-    if (resolve(AT_FDCWD, path, p)) return scan(AT_FDCWD, p, out, filter, compar);
-  }
-  return REAL(scandir64)(path, out, filter, compar);
+  Target t(AT_FDCWD, path);
+  return t.handled ? scan(t.path, out, filter, compar) : REAL(scandir64)(path, out, filter, compar);
 }
 int scandirat(int dirfd, const char* path, struct dirent*** out, int (*filter)(const struct dirent*),
               int (*compar)(const struct dirent**, const struct dirent**)) {
-  if (maybe_virtual(dirfd, path)) {
-    vfs::VPath p;
-    if (resolve(dirfd, path, p)) return scan(dirfd, p, out, filter, compar);
-  }
-  return REAL(scandirat)(dirfd, path, out, filter, compar);
+  Target t(dirfd, path);
+  return t.handled ? scan(t.path, out, filter, compar) : REAL(scandirat)(dirfd, path, out, filter, compar);
 }
 
 // getdents64 on a virtual directory fd: the file offset counts entries.

@@ -66,15 +66,6 @@ int open_virtual(const vfs::VPath& p, int flags) {
 
 namespace {
 
-int open_at(int dirfd, const char* path, int flags, bool& handled) {
-  handled = false;
-  if (!maybe_virtual(dirfd, path)) return -1;
-  vfs::VPath p;
-  if (!resolve(dirfd, path, p)) return -1;
-  handled = true;
-  return open_virtual(p, flags);
-}
-
 mode_t mode_arg(int flags, va_list ap) {
   return __OPEN_NEEDS_MODE(flags) ? va_arg(ap, mode_t) : 0;
 }
@@ -212,10 +203,9 @@ void* map_virtual(void* addr, size_t len, int prot, int flags, int fd, off_t off
 using namespace ossshim::shim;
 namespace vfs = ossshim::vfs;
 
-#define OPEN_BODY(real_call, dirfd, path, flags) \
-  bool handled;                                  \
-  int fd = open_at(dirfd, path, flags, handled); \
-  if (handled) return fd;                        \
+#define OPEN_BODY(real_call, dirfd, path, flags)     \
+  Target t(dirfd, path);                             \
+  if (t.handled) return open_virtual(t.path, flags); \
   return real_call
 
 extern "C" {

@@ -42,15 +42,6 @@ bool empty_path(const char* p) {
   return p == nullptr || p[0] == '\0';
 }
 
-// Some (dirfd, path) that may be virtual: resolved now. `handled` false means pass through.
-struct Target {
-  bool handled = false;
-  vfs::VPath path;
-  Target(int dirfd, const char* p) {
-    if (maybe_virtual(dirfd, p)) handled = resolve(dirfd, p, path);
-  }
-};
-
 template <class St>
 int stat_path(const vfs::VPath& p, St* st) {
   vfs::Attr a;
@@ -187,6 +178,13 @@ int refuse_change(const vfs::VPath& p, bool must_exist) {
   return fail(e);
 }
 
+// rename with either side under the prefix: EXDEV across the boundary, else read-only.
+bool rename_virtual(int fromfd, const char* from, int tofd, const char* to, int& result) {
+  Target a(fromfd, from), b(tofd, to);
+  if (!a.handled && !b.handled) return false;
+  result = a.handled != b.handled ? fail(EXDEV) : refuse_change(a.path, true);
+  return true;
+}
 }  // namespace
 }  // namespace ossshim::shim
 
@@ -441,29 +439,16 @@ int rmdir(const char* path) {
   WITH_TARGET(AT_FDCWD, path, refuse_change(t.path, true), REAL(rmdir)(path));
 }
 int rename(const char* from, const char* to) {
-  if (maybe_virtual(AT_FDCWD, from) || maybe_virtual(AT_FDCWD, to)) {
-    Target a(AT_FDCWD, from), b(AT_FDCWD, to);
-    if (a.handled && !b.handled) return fail(EXDEV);
-    if (b.handled && !a.handled) return fail(EXDEV);
-    if (a.handled) return refuse_change(a.path, true);
-  }
-  return REAL(rename)(from, to);
+  int r;
+  return rename_virtual(AT_FDCWD, from, AT_FDCWD, to, r) ? r : REAL(rename)(from, to);
 }
 int renameat(int fromfd, const char* from, int tofd, const char* to) {
-  if (maybe_virtual(fromfd, from) || maybe_virtual(tofd, to)) {
-    Target a(fromfd, from), b(tofd, to);
-    if (a.handled != b.handled) return fail(EXDEV);
-    if (a.handled) return refuse_change(a.path, true);
-  }
-  return REAL(renameat)(fromfd, from, tofd, to);
+  int r;
+  return rename_virtual(fromfd, from, tofd, to, r) ? r : REAL(renameat)(fromfd, from, tofd, to);
 }
 int renameat2(int fromfd, const char* from, int tofd, const char* to, unsigned flags) {
-  if (maybe_virtual(fromfd, from) || maybe_virtual(tofd, to)) {
-    Target a(fromfd, from), b(tofd, to);
-    if (a.handled != b.handled) return fail(EXDEV);
-    if (a.handled) return refuse_change(a.path, true);
-  }
-  return REAL(renameat2)(fromfd, from, tofd, to, flags);
+  int r;
+  return rename_virtual(fromfd, from, tofd, to, r) ? r : REAL(renameat2)(fromfd, from, tofd, to, flags);
 }
 int truncate(const char* path, off_t len) {
   WITH_TARGET(AT_FDCWD, path, refuse_change(t.path, true), REAL(truncate)(path, len));

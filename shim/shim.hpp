@@ -28,6 +28,15 @@ inline bool maybe_virtual(int dirfd, const char* path) {
 // "/oss/../etc/passwd"). The caller then passes the call through.
 bool resolve(int dirfd, const char* path, vfs::VPath& out);
 
+// (dirfd, path) resolved once: `handled` false means the call is not ours (pass it through).
+struct Target {
+  bool handled = false;
+  vfs::VPath path;
+  Target(int dirfd, const char* p) {
+    if (maybe_virtual(dirfd, p)) handled = resolve(dirfd, p, path);
+  }
+};
+
 // The absolute virtual path a virtual fd was opened with ("/oss/bucket/dir").
 std::string display_of(int fd);
 

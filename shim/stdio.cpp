@@ -86,18 +86,12 @@ namespace log = ossshim::log;
 extern "C" {
 
 FILE* fopen(const char* path, const char* mode) {
-  if (maybe_virtual(AT_FDCWD, path)) {
-    vfs::VPath p;
-    if (resolve(AT_FDCWD, path, p)) return fopen_virtual(p, mode);
-  }
-  return REAL(fopen)(path, mode);
+  Target t(AT_FDCWD, path);
+  return t.handled ? fopen_virtual(t.path, mode) : REAL(fopen)(path, mode);
 }
 FILE* fopen64(const char* path, const char* mode) {
-  if (maybe_virtual(AT_FDCWD, path)) {
-    vfs::VPath p;
-    if (resolve(AT_FDCWD, path, p)) return fopen_virtual(p, mode);
-  }
-  return REAL(fopen64)(path, mode);
+  Target t(AT_FDCWD, path);
+  return t.handled ? fopen_virtual(t.path, mode) : REAL(fopen64)(path, mode);
 }
 FILE* fdopen(int fd, const char* mode) {
   if (!virtual_fd(fd)) return REAL(fdopen)(fd, mode);
@@ -115,18 +109,12 @@ static FILE* freopen_refused(const char* path, FILE* stream) {
   return (fail(ENOTSUP), nullptr);
 }
 FILE* freopen(const char* path, const char* mode, FILE* stream) {
-  if (maybe_virtual(AT_FDCWD, path)) {
-    vfs::VPath p;
-    if (resolve(AT_FDCWD, path, p)) return freopen_refused(path, stream);
-  }
-  return REAL(freopen)(path, mode, stream);
+  Target t(AT_FDCWD, path);
+  return t.handled ? freopen_refused(path, stream) : REAL(freopen)(path, mode, stream);
 }
 FILE* freopen64(const char* path, const char* mode, FILE* stream) {
-  if (maybe_virtual(AT_FDCWD, path)) {
-    vfs::VPath p;
-    if (resolve(AT_FDCWD, path, p)) return freopen_refused(path, stream);
-  }
-  return REAL(freopen64)(path, mode, stream);
+  Target t(AT_FDCWD, path);
+  return t.handled ? freopen_refused(path, stream) : REAL(freopen64)(path, mode, stream);
 }
 
 }  // extern "C"

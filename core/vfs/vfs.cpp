@@ -181,9 +181,8 @@ Status Vfs::load_entries(OpenFile& dir) {
 }
 
 void Vfs::fetch(OpenFile& f, std::uint64_t index, Chunk& chunk) {
-  std::uint64_t cs = config_.chunk_size;
-  std::uint64_t off = index * cs;
-  std::size_t len = static_cast<std::size_t>(std::min<std::uint64_t>(cs, f.attr.size - off));
+  std::uint64_t off = index * config_.chunk_size;
+  std::size_t len = static_cast<std::size_t>(chunk.bytes);
   std::vector<char> data(len);
   auto r = client_->get_range(f.path.bucket, f.path.key, oss::RangeRead{off, len, data.data(), f.attr.etag});
   std::lock_guard lock(chunk.mu);
