@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
 #include <cstring>
 #include <vector>
 
@@ -165,6 +167,61 @@ ssize_t copy_out(int in, off_t* in_off, int out, off_t* out_off, size_t len) {
   return static_cast<ssize_t>(done);
 }
 
+// Mappings of the shared cache this process holds, each with the pin that keeps its chunks from
+// eviction. munmap of anything else costs one relaxed load.
+struct Mapping {
+  std::uintptr_t start = 0, end = 0;
+  std::uint32_t pin = 0;
+};
+constexpr std::size_t kMaxMappings = 4096;
+std::mutex g_mappings_mu;
+Mapping g_mappings[kMaxMappings];
+std::atomic<std::size_t> g_mapping_count{0};
+
+bool remember_mapping(void* addr, size_t len, std::uint32_t pin) {
+  std::lock_guard lock(g_mappings_mu);
+  std::size_t n = g_mapping_count.load();
+  if (n == kMaxMappings) return false;
+  auto start = reinterpret_cast<std::uintptr_t>(addr);
+  g_mappings[n] = {start, start + len, pin};
+  g_mapping_count.store(n + 1);
+  return true;
+}
+
+}  // namespace
+
+bool mapped_any() {
+  return g_mapping_count.load(std::memory_order_relaxed) != 0;
+}
+
+void forget_mappings(void* addr, size_t len) {
+  // A mapping is unpinned when all of it is unmapped; a partial munmap keeps the pin (harmless).
+  auto start = reinterpret_cast<std::uintptr_t>(addr), end = start + len;
+  std::lock_guard lock(g_mappings_mu);
+  std::size_t n = g_mapping_count.load();
+  for (std::size_t i = 0; i < n;) {
+    if (start <= g_mappings[i].start && g_mappings[i].end <= end) {
+      if (vfs::Vfs* fs = filesystem()) fs->unmap(g_mappings[i].pin);
+      g_mappings[i] = g_mappings[--n];
+    } else {
+      ++i;
+    }
+  }
+  g_mapping_count.store(n);
+}
+
+std::vector<std::uint32_t> mapping_pins() {
+  std::vector<std::uint32_t> pins;
+  for (std::size_t i = 0; i < g_mapping_count.load(); ++i) pins.push_back(g_mappings[i].pin);
+  return pins;
+}
+
+void set_mapping_pins(const std::vector<std::uint32_t>& pins) {
+  for (std::size_t i = 0; i < pins.size() && i < g_mapping_count.load(); ++i) g_mappings[i].pin = pins[i];
+}
+
+namespace {
+
 void* map_virtual(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
   auto f = file_of(fd);
   if (!f) return (fail(EBADF), MAP_FAILED);
@@ -175,8 +232,18 @@ void* map_virtual(void* addr, size_t len, int prot, int flags, int fd, off_t off
     return (fail(EACCES), MAP_FAILED);
   vfs::Vfs* fs = filesystem();
   if (!fs) return MAP_FAILED;
-  // Until the shared cache maps objects directly, a mapping is private memory filled with the
-  // object's bytes (beyond end of file: zeros).
+  // Zero-copy: map the object's pages in the node's shared cache (pinned until munmap), so every
+  // process mapping it shares one physical copy.
+  auto source = fs->map(*f, static_cast<std::uint64_t>(off), len);
+  if (!source) return (fail(source.error()), MAP_FAILED);
+  if (*source) {
+    int shared_flags = (flags & ~MAP_TYPE) | ((flags & MAP_TYPE) == MAP_PRIVATE ? MAP_PRIVATE : MAP_SHARED);
+    void* m = REAL(mmap)(addr, len, prot, shared_flags, (*source)->fd, off);
+    if (m != MAP_FAILED && remember_mapping(m, len, (*source)->pin)) return m;
+    if (m != MAP_FAILED) REAL(munmap)(m, len);
+    fs->unmap((*source)->pin);  // e.g. PROT_EXEC on a noexec /dev/shm: fall back to a copy
+  }
+  // Otherwise a private mapping filled with the object's bytes (beyond end of file: zeros).
   int keep = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_NORESERVE | MAP_32BIT | MAP_LOCKED);
   void* m = REAL(mmap)(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | keep, -1, 0);
   if (m == MAP_FAILED) return m;
@@ -419,6 +486,12 @@ int posix_fadvise64(int fd, off64_t off, off64_t len, int advice) {
 ssize_t readahead(int fd, off64_t off, size_t count) {
   if (!virtual_fd(fd)) return REAL(readahead)(fd, off, count);
   return 0;
+}
+
+int munmap(void* addr, size_t len) {
+  if (!mapped_any()) return REAL(munmap)(addr, len);
+  forget_mappings(addr, len);
+  return REAL(munmap)(addr, len);
 }
 
 void* mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {

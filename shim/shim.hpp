@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "state.hpp"
 #include "util/error.hpp"
@@ -74,6 +75,13 @@ off_t virtual_seek(int fd, off_t off, int whence);
 
 // Stable, distinct inode numbers per path (stat and readdir agree), so fts/find/du cycle checks work.
 ino_t inode_of(const std::string& display);
+
+// Shared-cache mappings (files.cpp): whether any exist (munmap's fast test), dropping those
+// inside [addr, addr+len), and their pins across fork.
+bool mapped_any();
+void forget_mappings(void* addr, size_t len);
+std::vector<std::uint32_t> mapping_pins();
+void set_mapping_pins(const std::vector<std::uint32_t>& pins);
 
 // stat of a virtual path, with errors reported; 0 or -1/errno.
 int stat_virtual(const vfs::VPath& p, vfs::Attr& out);

@@ -43,13 +43,18 @@ void init_filesystem() {
     return;
   }
   g_vfs = fs.value().release();  // lives until exit: threads of any kind may still use it
+  std::atexit([] { g_vfs->detach(); });  // give back our claims and pins in the shared cache
   log::info("ossshim: " + config->prefix + " -> " + config->endpoint + " (credentials from " + creds->source +
             ")");
 }
 
 void after_fork_in_child() {
   g_globals.pid = static_cast<pid_t>(syscall(SYS_getpid));
-  if (g_vfs) g_vfs->after_fork_child();
+  if (!g_vfs) return;
+  // The child inherits the parent's mappings: it pins them in its own name.
+  auto pins = mapping_pins();
+  g_vfs->after_fork_child(pins);
+  set_mapping_pins(pins);
 }
 
 __attribute__((constructor)) void shim_constructor() {

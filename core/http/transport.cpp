@@ -1,6 +1,7 @@
 #include "http/transport.hpp"
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -19,7 +20,13 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct GlobalInit {
-  GlobalInit() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+  GlobalInit() {
+    // No OpenSSL clean-up at exit: the shim's workers and a program's atexit handlers or static
+    // destructors may still sign and fetch while the process exits. (Only effective when we are
+    // the first to initialise OpenSSL, as in most programs.)
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+  }
 };
 
 std::int64_t ms_until(Clock::time_point t) {

@@ -6,13 +6,15 @@
 #include <thread>
 
 #include "log/log.hpp"
+#include "util/crc64.hpp"
+#include "util/size.hpp"
 
 namespace ossshim::vfs {
 
 namespace {
 using Clock = std::chrono::steady_clock;
 constexpr std::uint64_t kDefaultChunkCache = 512ull << 20;
-constexpr std::uint32_t kMaxWindow = 8;  // chunks of read-ahead for a sequential reader
+constexpr int kMaxAttempts = 8;  // a chunk evicted under a reader this often is read past the cache
 
 // Runs fn(i) for i in [0, n) on up to `threads` threads (the caller's included).
 template <class Fn>
@@ -35,8 +37,17 @@ Result<std::unique_ptr<Vfs>> Vfs::create(const Config& config, const auth::Crede
 }
 
 Vfs::Vfs(Config config, auth::Credentials creds, std::unique_ptr<oss::Client> client)
-    : config_(std::move(config)), creds_(std::move(creds)), client_(std::move(client)) {
+    : config_(std::move(config)), creds_(std::move(creds)), client_(std::move(client)),
+      fetcher_(config_.concurrency) {
   budget_ = config_.cache_size ? config_.cache_size : kDefaultChunkCache;
+  if (config_.shared_cache) {
+    auto c = cache::Cache::attach(config_);
+    if (c) {
+      shared_ = std::move(c.value());
+    } else {
+      log::error(c.error().to_string() + " -- reading without the shared cache (each process fetches its own copy)");
+    }
+  }
 }
 
 Error Vfs::error_for(const char* op, const VPath& p, int err, const std::string& message) const {
@@ -260,21 +271,32 @@ void Vfs::evict_locked() {
   }
 }
 
+std::uint32_t Vfs::advance_window(OpenFile& f, std::uint64_t off) {
+  // A reader continuing where it stopped gets a window that doubles up to `readahead`; a jump
+  // closes it, so random reads fetch only what they ask for.
+  std::uint32_t most = static_cast<std::uint32_t>(std::max<std::uint64_t>(1, config_.readahead / config_.chunk_size));
+  if (config_.readahead == 0) most = 0;
+  if (off != f.next_sequential.load() || off == 0) {
+    f.window.store(off == 0 ? std::min<std::uint32_t>(1, most) : 0);
+    return f.window.load();
+  }
+  std::uint32_t w = f.window.load();
+  f.window.store(std::min(std::max<std::uint32_t>(1, w * 2), most));
+  return f.window.load();
+}
+
 Result<std::size_t> Vfs::read(OpenFile& f, char* buf, std::size_t len, std::uint64_t off) {
   if (f.attr.dir) return error_for("read", f.path, EISDIR, "is a directory");
   if (off >= f.attr.size || len == 0) return std::size_t{0};
   len = static_cast<std::size_t>(std::min<std::uint64_t>(len, f.attr.size - off));
+  if (auto o = cached_object(f)) return read_shared(f, o, buf, len, off);
+  return read_private(f, buf, len, off);
+}
+
+Result<std::size_t> Vfs::read_private(OpenFile& f, char* buf, std::size_t len, std::uint64_t off) {
   std::uint64_t cs = config_.chunk_size;
   std::uint64_t first = off / cs, last = (off + len - 1) / cs, final_chunk = (f.attr.size - 1) / cs;
-  // A reader continuing where it stopped gets a growing read-ahead window; a jump resets it.
-  std::uint32_t window = 0;
-  if (off == f.next_sequential.load()) {
-    window = f.window.load();
-    f.window.store(std::min(window * 2, kMaxWindow));
-  } else {
-    f.window.store(1);
-  }
-  std::uint64_t readahead_last = std::min(final_chunk, last + window);
+  std::uint64_t readahead_last = std::min(final_chunk, last + advance_window(f, off));
   auto got = chunks(f, first, last, readahead_last);
   for (auto& c : got)
     if (c->state == Chunk::failed) {
@@ -316,9 +338,11 @@ Status Vfs::fill(OpenFile& f, char* dst, std::size_t len, std::uint64_t off) {
   return ok_status();
 }
 
-void Vfs::after_fork_child() {
+void Vfs::after_fork_child(std::vector<std::uint32_t>& pins) {
   // Locks may have been held by threads that do not exist here; the parent's connections must not
   // be shared. Start over with fresh state (the old objects are deliberately leaked).
+  fetcher_.after_fork_child();
+  if (shared_) shared_->after_fork_child(pins);
   new (&attr_mu_) std::mutex;
   new (&chunk_mu_) std::mutex;
   new (&attrs_) decltype(attrs_);
@@ -327,6 +351,229 @@ void Vfs::after_fork_child() {
   cached_bytes_ = 0;
   auto client = oss::Client::create(config_, creds_);
   if (client) (void)client_.release(), client_ = std::move(client.value());
+}
+
+// ---- Reads through the node's shared cache ----
+
+std::shared_ptr<cache::Object> Vfs::cached_object(OpenFile& f) {
+  if (!shared_ || f.attr.dir) return nullptr;
+  std::lock_guard lock(f.cache_mu);
+  if (!f.cache_looked) {
+    f.cache_looked = true;
+    auto o = shared_->object(cache::ObjectKey{f.path.bucket, f.path.key, f.attr.etag, f.attr.size, f.display});
+    if (o) {
+      f.cached = o.value();
+    } else {
+      log::warn(o.error().to_string() + " -- reading " + f.display + " past the shared cache");
+    }
+  }
+  return f.cached;
+}
+
+// A demand fetch this thread waits for.
+struct Vfs::Job {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  std::optional<Error> error;
+  void finish(Status st) {
+    std::lock_guard lock(mu);
+    if (!st) error = st.error();
+    done = true;
+    cv.notify_all();
+  }
+  std::optional<Error> wait() {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return done; });
+    return error;
+  }
+};
+
+Status Vfs::fetch_chunk(cache::Object& o, std::uint64_t index) {
+  std::uint64_t cs = config_.chunk_size;
+  std::size_t bytes = static_cast<std::size_t>(std::min<std::uint64_t>(cs, o.key.size - index * cs));
+  char* dst = o.data + index * cs;  // straight from the socket into the shared pages
+  oss::ObjectInfo info;
+  auto r = client_->get_range(o.key.bucket, o.key.key, oss::RangeRead{index * cs, bytes, dst, o.key.etag}, &info);
+  if (!r || r.value() != bytes) {
+    shared_->abandon(o, index);
+    shared_->count_error();
+    Error e;
+    if (r) {
+      e.err = EIO;
+      e.op = "GetObject";
+      e.target = o.key.display;
+      e.message = "short read: object shorter than at open";
+    } else {
+      e = r.error();
+      if (e.err == ESTALE)
+        e.message = "object changed since it was opened (ETag " + o.key.etag + "); reopen to read the new version";
+    }
+    return e;
+  }
+  if (info.crc64) shared_->note_crc(o, *info.crc64);
+  return shared_->complete(o, index, util::crc64_update(0, dst, bytes));
+}
+
+void Vfs::prefetch(const std::shared_ptr<cache::Object>& o, std::uint64_t first, std::uint64_t last) {
+  for (std::uint64_t i = first; i <= last; ++i) {
+    if (fetcher_.saturated()) return;  // the link is busy: read-ahead would only queue
+    cache::ChunkRef ref;
+    if (shared_->claim(*o, i, ref) != cache::Claim::claimed) continue;
+    fetcher_.submit([this, o, i] { (void)fetch_chunk(*o, i); }, fetch::Fetcher::Priority::prefetch);
+  }
+}
+
+Status Vfs::ensure(const std::shared_ptr<cache::Object>& o, std::uint64_t first, std::uint64_t last,
+                   const std::function<bool(std::uint64_t, const cache::ChunkRef&, bool)>& use,
+                   const std::function<Status(std::uint64_t)>& uncached) {
+  // Start every missing chunk at once (parallel GETs), then take them in order.
+  std::size_t n = static_cast<std::size_t>(last - first + 1);
+  std::vector<cache::Claim> state(n);
+  std::vector<cache::ChunkRef> refs(n);
+  std::vector<std::shared_ptr<Job>> jobs(n);
+  for (std::size_t k = 0; k < n; ++k) {
+    state[k] = shared_->claim(*o, first + k, refs[k]);
+    if (state[k] != cache::Claim::claimed) continue;
+    auto job = jobs[k] = std::make_shared<Job>();
+    std::uint64_t i = first + k;
+    fetcher_.submit([this, o, i, job] { job->finish(fetch_chunk(*o, i)); }, fetch::Fetcher::Priority::demand);
+  }
+  std::optional<Error> failure;
+  for (std::size_t k = 0; k < n; ++k) {
+    std::uint64_t i = first + k;
+    bool waited = state[k] != cache::Claim::ready;
+    for (int attempt = 0;; ++attempt) {
+      if (state[k] == cache::Claim::claimed) {
+        // Ours to fetch: by the worker already queued, or (taken over, or evicted) right here.
+        std::optional<Error> e;
+        if (jobs[k]) {
+          e = jobs[k]->wait();
+          jobs[k].reset();
+        } else if (auto st = fetch_chunk(*o, i); !st) {
+          e = st.error();
+        }
+        if (e) {
+          if (!failure) failure = e;
+          break;
+        }
+        state[k] = shared_->wait(*o, i, refs[k]);
+      } else if (state[k] == cache::Claim::busy) {
+        state[k] = shared_->wait(*o, i, refs[k]);
+      } else if (state[k] == cache::Claim::ready && !failure) {
+        if (use(i, refs[k], waited)) break;
+        waited = true;  // evicted under us: fetch again
+        state[k] = attempt + 1 < kMaxAttempts ? shared_->wait(*o, i, refs[k]) : cache::Claim::uncached;
+      } else if (state[k] == cache::Claim::uncached && !failure) {
+        if (auto st = uncached(i); !st) failure = st.error();
+        break;
+      } else {
+        break;  // after a failure: only settle the jobs already started
+      }
+    }
+  }
+  for (auto& job : jobs)
+    if (job) (void)job->wait();  // never leave a worker writing into a buffer we gave back
+  if (failure) {
+    log::warn(failure->to_string());
+    return *failure;
+  }
+  return ok_status();
+}
+
+Result<std::size_t> Vfs::read_shared(OpenFile& f, const std::shared_ptr<cache::Object>& o, char* buf,
+                                     std::size_t len, std::uint64_t off) {
+  std::uint64_t cs = config_.chunk_size;
+  std::uint64_t first = off / cs, last = (off + len - 1) / cs, final_chunk = (f.attr.size - 1) / cs;
+  std::uint64_t window = advance_window(f, off);
+  if (window && last < final_chunk) prefetch(o, last + 1, std::min(final_chunk, last + window));
+  auto piece = [&](std::uint64_t i) {  // the part of chunk i this read wants: {object offset, length}
+    std::uint64_t from = std::max(off, i * cs), to = std::min(off + len, (i + 1) * cs);
+    return std::pair<std::uint64_t, std::size_t>(from, static_cast<std::size_t>(to - from));
+  };
+  auto st = ensure(
+      o, first, last,
+      [&](std::uint64_t i, const cache::ChunkRef& ref, bool waited) {
+        // The chunk may be evicted while we copy: keep the copy only if it was still valid after.
+        auto [at, n] = piece(i);
+        std::memcpy(buf + (at - off), o->data + at, n);
+        if (!shared_->still_valid(ref)) return false;
+        shared_->count_served(*o, n, waited);
+        return true;
+      },
+      [&](std::uint64_t i) -> Status {
+        auto [at, n] = piece(i);
+        auto r = client_->get_range(f.path.bucket, f.path.key, oss::RangeRead{at, n, buf + (at - off), f.attr.etag});
+        if (!r) return r.error();
+        if (r.value() != n) return error_for("GetObject", f.path, EIO, "short read: object shorter than at open");
+        shared_->count_uncached(n);
+        return ok_status();
+      });
+  if (!st) return st.error();
+  f.next_sequential.store(off + len);
+  return len;
+}
+
+
+Result<std::optional<Vfs::MapSource>> Vfs::map(OpenFile& f, std::uint64_t off, std::size_t len) {
+  auto o = cached_object(f);
+  if (!o || off >= f.attr.size) return std::optional<MapSource>();
+  std::uint64_t cs = config_.chunk_size;
+  std::uint64_t end = std::min<std::uint64_t>(off + len, f.attr.size);
+  std::uint64_t first = off / cs, last = (end - 1) / cs;
+  auto pin = shared_->pin(*o, first, last);
+  if (!pin) {
+    log::info("mmap " + f.display + ": " + util::format_size(end - off) +
+              " cannot be pinned in the shared cache; mapping a private copy");
+    return std::optional<MapSource>();
+  }
+  bool past_cache = false;
+  auto st = ensure(
+      o, first, last, [](std::uint64_t, const cache::ChunkRef&, bool) { return true; },  // pinned: stays
+      [&](std::uint64_t) {
+        past_cache = true;
+        return ok_status();
+      });
+  if (!st || past_cache) {
+    shared_->unpin(*pin);
+    if (!st) return st.error();
+    return std::optional<MapSource>();
+  }
+  shared_->count_served(*o, end - off, false);
+  return std::optional<MapSource>(MapSource{o->fd, *pin});
+}
+
+void Vfs::unmap(std::uint32_t pin) {
+  if (shared_) shared_->unpin(pin);
+}
+
+Status Vfs::warm(OpenFile& f, const std::function<void(std::uint64_t)>& progress) {
+  if (f.attr.dir || f.attr.size == 0) return ok_status();
+  auto o = cached_object(f);
+  if (!o) return error_for("warm", f.path, ENOSPC, "the shared cache is not available");
+  std::uint64_t cs = config_.chunk_size, chunks = (f.attr.size + cs - 1) / cs;
+  std::uint64_t batch = std::max<std::uint64_t>(1, config_.concurrency);
+  for (std::uint64_t first = 0; first < chunks; first += batch) {
+    std::uint64_t last = std::min(chunks, first + batch) - 1;
+    bool past_cache = false;
+    auto st = ensure(
+        o, first, last, [](std::uint64_t, const cache::ChunkRef&, bool) { return true; },
+        [&](std::uint64_t) {
+          past_cache = true;
+          return ok_status();
+        });
+    if (!st) return st.error();
+    if (past_cache)
+      return error_for("warm", f.path, ENOSPC,
+                       "the shared cache (" + util::format_size(shared_->budget()) +
+                           ") has no room left: pinned or in flight; raise OSSSHIM_CACHE_SIZE");
+    progress(std::min(f.attr.size, (last + 1) * cs) - first * cs);
+  }
+  return ok_status();
+}
+
+void Vfs::detach() {
+  if (shared_) shared_->detach();
 }
 
 }  // namespace ossshim::vfs

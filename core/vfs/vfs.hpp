@@ -1,7 +1,7 @@
 // The virtual file system: knows files and directories, not libc. Metadata (HeadObject, listings)
-// with attribute and negative caches; reads through a bounded, process-wide chunk cache filled by
-// parallel range GETs pinned to the ETag seen at open. (The cross-process shared cache replaces the
-// chunk cache later; reads go through ChunkSource so that swap stays local.)
+// with attribute and negative caches; reads through the node's shared chunk cache (core/cache),
+// filled by the process's range-GET workers (core/fetch) with every GET pinned to the ETag seen at
+// open. When the shared cache cannot be used (disabled, no space) a bounded private cache serves.
 #pragma once
 
 #include <sys/types.h>
@@ -10,14 +10,18 @@
 #include <condition_variable>
 #include <cstdint>
 #include <ctime>
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "cache/cache.hpp"
 #include "config/config.hpp"
+#include "fetch/fetcher.hpp"
 #include "oss/client.hpp"
 #include "util/error.hpp"
 #include "vfs/path.hpp"
@@ -43,9 +47,14 @@ struct OpenFile {
   Attr attr;
   std::atomic<std::uint64_t> offset{0};
   std::atomic<int> status_flags{0};  // O_RDONLY | O_NONBLOCK ... as given to open
-  // Sequential-read detection for read-ahead.
+  // Sequential-read detection for read-ahead: the window (in chunks) doubles while the reader
+  // continues where it stopped and drops to nothing on a jump.
   std::atomic<std::uint64_t> next_sequential{0};
-  std::atomic<std::uint32_t> window{1};
+  std::atomic<std::uint32_t> window{0};
+  // The object's entry in the shared cache, found on first read (null: private cache).
+  std::mutex cache_mu;
+  bool cache_looked = false;
+  std::shared_ptr<cache::Object> cached;
   // Directories: the listing, loaded on first use.
   std::mutex dir_mu;
   bool listed = false;
@@ -71,8 +80,27 @@ class Vfs {
   // Fills dst with [off, off+len) straight from the store (for mmap): parallel, no cache copy.
   Status fill(OpenFile& f, char* dst, std::size_t len, std::uint64_t off);
 
+  // For mmap: the object's bytes [off, off+len) made resident in the shared cache and pinned.
+  // Map `fd` at `off` to share the pages; unmap() drops the pin. Empty when the cache cannot hold
+  // them (then fill a private mapping instead).
+  struct MapSource {
+    int fd = -1;
+    std::uint32_t pin = 0;
+  };
+  Result<std::optional<MapSource>> map(OpenFile& f, std::uint64_t off, std::size_t len);
+  void unmap(std::uint32_t pin);
+
+  // Fetches a whole file into the shared cache; progress(bytes) after each batch of chunks.
+  Status warm(OpenFile& f, const std::function<void(std::uint64_t)>& progress);
+
+  // The shared cache (null when unavailable) and why it is not used.
+  cache::Cache* shared_cache() { return shared_.get(); }
+
   // In a forked child: new connections, empty caches; nothing of the parent's threads is waited on.
-  void after_fork_child();
+  // `pins` are the pins of mappings the child inherited; they are re-pinned in its name.
+  void after_fork_child(std::vector<std::uint32_t>& pins);
+  // At exit: leave the shared cache (a process slot, claims, pins).
+  void detach();
 
  private:
   struct Chunk {
@@ -93,6 +121,20 @@ class Vfs {
 
   Vfs(Config config, auth::Credentials creds, std::unique_ptr<oss::Client> client);
   Result<Attr> stat_uncached(const VPath& p);
+  std::shared_ptr<cache::Object> cached_object(OpenFile& f);
+  std::uint32_t advance_window(OpenFile& f, std::uint64_t off);
+  // Shared-cache reads: chunks [first, last] made ready (fetched by this process's workers or
+  // waited for); `copy(i, ref)` runs on each ready chunk and returns false if it was evicted
+  // meanwhile (then the chunk is fetched again).
+  struct Job;
+  Status fetch_chunk(cache::Object& o, std::uint64_t index);
+  Result<std::size_t> read_shared(OpenFile& f, const std::shared_ptr<cache::Object>& o, char* buf,
+                                  std::size_t len, std::uint64_t off);
+  Status ensure(const std::shared_ptr<cache::Object>& o, std::uint64_t first, std::uint64_t last,
+                const std::function<bool(std::uint64_t, const cache::ChunkRef&, bool waited)>& use,
+                const std::function<Status(std::uint64_t)>& uncached);
+  void prefetch(const std::shared_ptr<cache::Object>& o, std::uint64_t first, std::uint64_t last);
+  Result<std::size_t> read_private(OpenFile& f, char* buf, std::size_t len, std::uint64_t off);
   void remember(const std::string& path, const CachedAttr& entry);
   std::vector<std::shared_ptr<Chunk>> chunks(OpenFile& f, std::uint64_t first, std::uint64_t last,
                                              std::uint64_t readahead_last);
@@ -104,6 +146,8 @@ class Vfs {
   auth::Credentials creds_;
   std::unique_ptr<oss::Client> client_;
   std::uint64_t budget_;
+  std::unique_ptr<cache::Cache> shared_;
+  fetch::Fetcher fetcher_;
 
   std::mutex attr_mu_;
   std::map<std::string, CachedAttr> attrs_;

@@ -2,8 +2,11 @@
 # emulator, and ossrun pointed at it. Source after `set -euo pipefail`.
 : "${OSSSHIM_EMULATOR:?run through meson test}" "${OSSSHIM_BUILD_ROOT:?}" "${OSSSHIM_SOURCE_ROOT:?}"
 work=$(mktemp -d /tmp/ossshim-shimtest-XXXXXX)
+# A private shared cache per test run (mode 0700 from mktemp), on tmpfs like the default.
+export OSSSHIM_CACHE_DIR=$(mktemp -d /dev/shm/ossshim-test-XXXXXX)
 emu_pid=
 cleanup() {
+  rm -rf "$OSSSHIM_CACHE_DIR"
   [ -n "$emu_pid" ] && kill "$emu_pid" 2>/dev/null
   wait 2>/dev/null || true
   chmod -R u+w "$work" 2>/dev/null
@@ -26,7 +29,7 @@ start_emulator() {
   export OSS_ACCESS_KEY_ID=test-ak OSS_ACCESS_KEY_SECRET=test-sk
   unset OSSSHIM_CONFIG OSSSHIM_PREFIX OSSSHIM_LOG_FILE
   # Small chunks: every multi-MB file crosses many chunk boundaries and read-ahead windows.
-  export OSSSHIM_CHUNK_SIZE=1m OSSSHIM_CACHE_SIZE=16m
+  export OSSSHIM_CHUNK_SIZE=1m OSSSHIM_CACHE_SIZE=64m
 }
 
 admin() { curl -s -X POST "$endpoint/_admin/$1" > /dev/null; }

@@ -1,0 +1,152 @@
+// The node's shared chunk cache: knows bytes, not files or HTTP. One directory per user and
+// configuration (default /dev/shm/ossshim-<uid>/<namespace>/) holds
+//   control   — the shared table (layout.hpp): objects, one state word per chunk, pins, counters;
+//   o-<id>    — one sparse file per object version, sized to the object; chunk i lives at
+//               offset i × chunk_size, so mmap of a virtual file maps this file directly;
+//   lock      — flock'ed while a process attaches (creation and validation are serialised).
+// Processes coordinate with a robust process-shared mutex (short sections) and futexes on chunk
+// state words (single flight: one fetcher per chunk on the node; waiters take back the chunks of
+// a fetcher that died). Eviction punches holes in least-recently-used chunks that no mapping pins.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cache/layout.hpp"
+#include "config/config.hpp"
+#include "util/error.hpp"
+
+namespace ossshim::cache {
+
+struct ObjectKey {
+  std::string bucket, key, etag;
+  std::uint64_t size = 0;
+  std::string display;  // "/oss/bucket/key", for messages and stats
+};
+
+// This process's handle on one object version: its data file, mapped shared and writable.
+struct Object {
+  ObjectKey key;
+  std::uint32_t slot = 0, generation = 0;
+  int fd = -1;
+  char* data = nullptr;  // the whole object (nullptr for an empty object)
+  std::uint64_t chunks = 0;
+  ~Object();
+};
+
+// A ready chunk as seen by a reader: valid while the slot's seq is unchanged.
+struct ChunkRef {
+  std::uint32_t slot = 0, seq = 0;
+};
+
+enum class Claim {
+  ready,     // the bytes are there (ref filled)
+  claimed,   // the caller must fetch it, then complete() or abandon()
+  busy,      // another fetcher (this or another process) has it: wait()
+  uncached,  // no room (budget pinned or in flight) or no space: fetch past the cache
+};
+
+struct Stats {  // a snapshot for `ossrun stat`
+  std::uint64_t budget = 0, used = 0, pinned = 0, chunk_size = 0;
+  std::uint64_t origin = 0, served = 0, waited = 0, uncached = 0, evicted = 0, unique = 0;
+  std::uint64_t requests = 0, inflight = 0, errors = 0, takeovers = 0, crc_ok = 0, crc_bad = 0;
+  struct ObjectRow {
+    std::string name;
+    std::uint64_t size = 0, ready = 0, origin = 0, served = 0;
+    bool crc_checked = false;
+  };
+  std::vector<ObjectRow> objects;
+  std::vector<pid_t> processes;  // live users
+};
+
+class Cache {
+ public:
+  // Attaches to (creating if needed) the cache for `config`. Errors name the directory and the
+  // fix: foreign owner or loose mode, too small a file system, unusable control file.
+  static Result<std::unique_ptr<Cache>> attach(const Config& config);
+  // Opens the existing cache read-only for inspection (no process slot taken).
+  static Result<std::unique_ptr<Cache>> inspect(const Config& config);
+  ~Cache();
+
+  const std::string& dir() const { return dir_; }
+  std::uint64_t chunk_size() const { return chunk_size_; }
+  std::uint64_t budget() const { return header_->budget; }
+
+  // The object's data file (created sparse, mapped). One per process per version: cached here.
+  Result<std::shared_ptr<Object>> object(const ObjectKey& key);
+
+  // Chunk `index` of `o`: see Claim. `ref` is filled for ready chunks.
+  Claim claim(Object& o, std::uint64_t index, ChunkRef& ref);
+  // Waits until chunk `index` is not being fetched by a live process; then behaves as claim().
+  Claim wait(Object& o, std::uint64_t index, ChunkRef& ref);
+  // After claim() returned `claimed`: the bytes are in o.data (crc = their CRC64) — or not.
+  // complete() returns an error when the object is now whole and its CRC64 disagrees with the
+  // server's (the object's chunks are dropped).
+  Status complete(Object& o, std::uint64_t index, std::uint64_t crc);
+  void abandon(Object& o, std::uint64_t index);
+  // After copying from a ready chunk: were the bytes still valid (not evicted meanwhile)?
+  bool still_valid(const ChunkRef& ref) const;
+
+  // The whole-object CRC64 the server reported (first report wins).
+  void note_crc(Object& o, std::uint64_t crc);
+  void count_served(Object& o, std::uint64_t bytes, bool waited);
+  void count_uncached(std::uint64_t bytes);
+  void count_error();
+
+  // Pins chunks [first, last] of `o` for a mapping; false when pinning would leave no room.
+  std::optional<std::uint32_t> pin(Object& o, std::uint64_t first, std::uint64_t last);
+  void unpin(std::uint32_t pin);
+
+  Stats stats(bool per_object) const;
+  // Removes every data file and the control file; refuses (naming the pids) while others use it.
+  static Status clear(const Config& config);
+
+  // In a forked child: a new process slot (the parent keeps its own); `pins` are the parent's
+  // pins this child's inherited mappings still need, re-pinned in the child's name.
+  void after_fork_child(std::vector<std::uint32_t>& pins);
+  // Release this process's slot (at exit); with cache_persist=false the last user removes all.
+  void detach();
+
+ private:
+  Cache() = default;
+  class Lock;
+  layout::ObjectEntry* objects() const;
+  layout::ChunkEntry* chunks() const;
+  layout::ProcessEntry* processes() const;
+  layout::PinEntry* pins() const;
+  layout::ChunkEntry* find_locked(std::uint32_t object, std::uint32_t generation, std::uint64_t index) const;
+  layout::ChunkEntry* insert_locked(std::uint32_t object, std::uint32_t generation, std::uint64_t index);
+  void drop_locked(layout::ChunkEntry& c, bool punch);
+  bool make_room_locked(std::uint64_t bytes);
+  bool pinned_locked(const layout::ChunkEntry& c) const;
+  bool alive_locked(std::uint32_t process) const;
+  void rehash_locked();
+  void repair_locked();
+  Status register_process_locked();
+  int data_fd_locked(std::uint32_t object);
+  std::string data_path(const std::uint8_t* id) const;
+  std::uint64_t chunk_bytes(const Object& o, std::uint64_t index) const;
+
+  std::string dir_;
+  std::uint64_t chunk_size_ = 0;
+  bool persist_ = true;
+  bool read_only_ = false;
+  layout::Header* header_ = nullptr;
+  std::size_t map_bytes_ = 0;
+  std::uint32_t process_ = 0;  // our slot
+  std::uint8_t endpoint_id_[16] = {};
+
+  std::mutex objects_mu_;  // this process's handles
+  std::vector<std::weak_ptr<Object>> handles_;
+};
+
+// The fix for a cache that does not fit, named in every such message.
+extern const char* const kSpaceAdvice;
+
+}  // namespace ossshim::cache

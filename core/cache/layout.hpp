@@ -1,0 +1,94 @@
+// The shared cache's control file: what every process of the node maps and trusts only after
+// checking. Plain structs of fixed size, no pointers (each process maps it at its own address).
+// Every field is either written under Header::mutex or is an atomic that says why it need not be.
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstdint>
+
+namespace ossshim::cache::layout {
+
+constexpr std::uint64_t kMagic = 0x3148434153534f31ull;  // "1OSSCAH1"
+constexpr std::uint32_t kVersion = 1;
+
+// Chunk state word (the futex): readers wait on it while a fetch is under way.
+constexpr std::uint32_t kFree = 0;       // never used: ends a probe chain
+constexpr std::uint32_t kTomb = 1;       // was used: probes continue past it
+constexpr std::uint32_t kReady = 2;      // bytes are in the data file and verified
+constexpr std::uint32_t kFetching = 1u << 31;  // | process slot: that process is fetching it
+constexpr std::uint32_t kUniqueBits = 4096;    // chunks per object tracked for "unique bytes"
+
+struct Counters {
+  std::atomic<std::uint64_t> origin_bytes;     // bytes received from the store into the cache
+  std::atomic<std::uint64_t> served_bytes;     // bytes handed to readers (read + mmap)
+  std::atomic<std::uint64_t> waited_bytes;     // ... of which the reader had to wait for a fetch
+  std::atomic<std::uint64_t> uncached_bytes;   // bytes fetched past the cache (no room, no space)
+  std::atomic<std::uint64_t> evicted_bytes;
+  std::atomic<std::uint64_t> requests;         // range GETs issued into the cache
+  std::atomic<std::uint64_t> inflight_requests;
+  std::atomic<std::uint64_t> fetch_errors;
+  std::atomic<std::uint64_t> takeovers;        // chunks taken back from dead fetchers
+  std::atomic<std::uint64_t> crc_checked;      // whole objects whose CRC64 matched
+  std::atomic<std::uint64_t> crc_mismatches;
+};
+
+struct Header {
+  std::uint64_t magic;  // written last at creation: a half-made file never validates
+  std::uint32_t version;
+  std::uint32_t header_bytes, object_bytes, chunk_bytes, process_bytes, pin_bytes;
+  std::uint32_t object_capacity, chunk_capacity, process_capacity, pin_capacity;
+  std::uint64_t chunk_size;
+  std::uint64_t budget;
+  std::uint64_t file_bytes;
+  pthread_mutex_t mutex;  // process-shared, robust: a holder's death is reported, not a hang
+  // Under mutex:
+  std::uint64_t used_bytes;  // bytes of fetching and ready chunks (page-rounded)
+  std::uint64_t pinned_bytes;
+  std::uint32_t chunk_count, chunk_tombs;
+  std::uint64_t clock;  // LRU stamps
+  Counters counters;
+};
+
+struct ObjectEntry {
+  std::uint32_t used;        // 0 never, 1 in use, 2 free again (tombstone)
+  std::uint32_t generation;  // bumped on every reuse of the slot
+  std::uint8_t id[16];       // hash of endpoint, bucket, key, ETag, size
+  std::uint64_t size;
+  std::atomic<std::uint64_t> crc64;  // whole-object CRC64 once known (has_crc set after)
+  std::atomic<std::uint32_t> has_crc;
+  std::uint32_t chunk_entries;  // fetching + ready entries in the chunk table
+  std::uint32_t ready_chunks;
+  std::uint32_t crc_verified;  // the whole object matched the server's CRC64
+  std::uint64_t last_use;
+  std::atomic<std::uint64_t> origin_bytes, served_bytes;
+  std::uint64_t ready_bytes, unique_bytes;
+  std::uint64_t seen[kUniqueBits / 64];  // chunks ever fetched (for unique bytes)
+  char name[224];                        // "/oss/bucket/key" (truncated), for `ossrun stat`
+};
+
+struct ChunkEntry {
+  std::atomic<std::uint32_t> state;
+  std::atomic<std::uint32_t> seq;  // bumped whenever the slot changes meaning (readers recheck)
+  std::uint32_t object, generation;
+  std::uint64_t index;
+  std::uint64_t bytes;
+  std::uint64_t stamp;
+  std::uint64_t crc64;
+};
+
+struct ProcessEntry {
+  std::atomic<std::int32_t> pid;  // 0: free
+  std::uint32_t pad;
+  std::uint64_t start_time;  // from /proc/PID/stat: a reused pid is a different process
+};
+
+struct PinEntry {  // a mapping of [first, last] chunks of an object by a process
+  std::uint32_t used;
+  std::uint32_t process;
+  std::uint32_t object, generation;
+  std::uint64_t first, last;
+};
+
+}  // namespace ossshim::cache::layout
