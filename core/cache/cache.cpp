@@ -17,6 +17,7 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <tuple>
 
 #include "log/log.hpp"
 #include "util/crc64.hpp"
@@ -276,10 +277,14 @@ Result<std::unique_ptr<Cache>> Cache::attach(const Config& config) {
                 util::format_size(fs_bytes) + "); using " + util::format_size(fs_limit));
     budget = fs_limit;
   }
+  if (budget < minimum && config.cache_size && config.cache_size < fs_limit)
+    return cache_error(dir, EINVAL,
+                       "cache_size " + util::format_size(config.cache_size) + " is below the minimum of " +
+                           util::format_size(minimum) + " (8 chunks, and at least 64 MiB); raise OSSSHIM_CACHE_SIZE");
   if (budget < minimum)
     return cache_error(dir, ENOSPC,
                        "the cache's file system holds " + util::format_size(fs_bytes) + ", too small for a cache of at least " +
-                           util::format_size(minimum) + " (8 chunks); " + kSpaceAdvice);
+                           util::format_size(minimum) + " (8 chunks, and at least 64 MiB); " + kSpaceAdvice);
 
   std::unique_ptr<Cache> c(new Cache());
   c->dir_ = dir;
@@ -413,6 +418,7 @@ Result<std::unique_ptr<Cache>> Cache::inspect(const Config& config) {
 }
 
 Cache::~Cache() {
+  detach();
   if (header_) ::munmap(header_, map_bytes_);
 }
 
@@ -900,19 +906,18 @@ std::optional<std::uint32_t> Cache::pin(Object& o, std::uint64_t first, std::uin
   Lock locked(*this);
   ObjectEntry& e = objects()[o.slot];
   if (e.used != 1 || e.generation != o.generation) return std::nullopt;
-  // Room: what live pins hold plus this range must leave a working margin in the budget.
+  // Room: the chunks all live pins hold, with this range, must leave a working margin in the
+  // budget. Eight ranks mapping one shard pin its chunks once.
   PinEntry* pin = pins();
-  std::uint64_t pinned = 0;
   std::optional<std::uint32_t> slot;
-  for (std::uint32_t k = 0; k < kPinCapacity; ++k) {
-    if (pin[k].used && alive_locked(pin[k].process)) {
-      pinned += (pin[k].last - pin[k].first + 1) * chunk_size_;
-    } else if (!slot) {
-      slot = k;
-    }
-  }
-  std::uint64_t want = (last - first + 1) * chunk_size_;
-  if (!slot || pinned + want + 2 * chunk_size_ > header_->budget) return std::nullopt;
+  for (std::uint32_t k = 0; k < kPinCapacity && !slot; ++k)
+    if (!pin[k].used || !alive_locked(pin[k].process)) slot = k;
+  PinEntry wanted{};
+  wanted.object = o.slot;
+  wanted.generation = o.generation;
+  wanted.first = first;
+  wanted.last = last;
+  if (!slot || pinned_bytes_locked(&wanted) + 2 * chunk_size_ > header_->budget) return std::nullopt;
   PinEntry& p = pin[*slot];
   p.process = process_;
   p.object = o.slot;
@@ -921,6 +926,33 @@ std::optional<std::uint32_t> Cache::pin(Object& o, std::uint64_t first, std::uin
   p.last = last;
   p.used = 1;
   return slot;
+}
+
+std::uint64_t Cache::pinned_bytes_locked(const layout::PinEntry* extra) const {
+  // The union of the live pins' chunk ranges (plus `extra`), per object version.
+  struct Range {
+    std::uint32_t object, generation;
+    std::uint64_t first, last;
+    bool operator<(const Range& o) const {
+      return std::tie(object, generation, first, last) < std::tie(o.object, o.generation, o.first, o.last);
+    }
+  };
+  std::vector<Range> ranges;
+  const PinEntry* pin = pins();
+  for (std::uint32_t k = 0; k < kPinCapacity; ++k)
+    if (pin[k].used && alive_locked(pin[k].process))
+      ranges.push_back({pin[k].object, pin[k].generation, pin[k].first, pin[k].last});
+  if (extra) ranges.push_back({extra->object, extra->generation, extra->first, extra->last});
+  std::sort(ranges.begin(), ranges.end());
+  std::uint64_t chunks = 0;
+  for (std::size_t i = 0; i < ranges.size();) {
+    Range r = ranges[i++];
+    while (i < ranges.size() && ranges[i].object == r.object && ranges[i].generation == r.generation &&
+           ranges[i].first <= r.last + 1)
+      r.last = std::max(r.last, ranges[i++].last);
+    chunks += r.last - r.first + 1;
+  }
+  return chunks * chunk_size_;
 }
 
 void Cache::unpin(std::uint32_t slot) {
@@ -947,9 +979,7 @@ Stats Cache::stats(bool per_object) const {
   s.takeovers = h.counters.takeovers;
   s.crc_ok = h.counters.crc_checked;
   s.crc_bad = h.counters.crc_mismatches;
-  const PinEntry* pin = pins();
-  for (std::uint32_t k = 0; k < kPinCapacity; ++k)
-    if (pin[k].used && alive_locked(pin[k].process)) s.pinned += (pin[k].last - pin[k].first + 1) * h.chunk_size;
+  s.pinned = pinned_bytes_locked(nullptr);
   const ObjectEntry* o = objects();
   for (std::uint32_t i = 0; i < kObjectCapacity; ++i) {
     if (o[i].used != 1) continue;
@@ -1010,7 +1040,8 @@ void Cache::after_fork_child(std::vector<std::uint32_t>& inherited) {
 }
 
 void Cache::detach() {
-  if (read_only_ || !header_) return;
+  if (read_only_ || !header_ || detached_) return;
+  detached_ = true;
   bool last = false;
   std::optional<DirLock> dir_lock;  // before the mutex, as in attach: no one joins while we leave
   if (!persist_) dir_lock.emplace(dir_);

@@ -126,6 +126,7 @@ class Cache {
   bool make_room_locked(std::uint64_t bytes);
   bool pinned_locked(const layout::ChunkEntry& c) const;
   bool alive_locked(std::uint32_t process) const;
+  std::uint64_t pinned_bytes_locked(const layout::PinEntry* extra) const;
   void rehash_locked();
   void repair_locked();
   Status register_process_locked();
@@ -137,6 +138,7 @@ class Cache {
   std::uint64_t chunk_size_ = 0;
   bool persist_ = true;
   bool read_only_ = false;
+  bool detached_ = false;
   layout::Header* header_ = nullptr;
   std::size_t map_bytes_ = 0;
   std::uint32_t process_ = 0;  // our slot

@@ -7,6 +7,8 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <thread>
+#include <vector>
 
 namespace ossshim::fetch {
 
@@ -14,6 +16,10 @@ class Fetcher {
  public:
   enum class Priority { demand, prefetch };
   explicit Fetcher(unsigned workers) : workers_(workers ? workers : 1) {}
+  // Drops queued jobs and waits for running ones (their claims are released by the cache).
+  ~Fetcher();
+  Fetcher(const Fetcher&) = delete;
+  Fetcher& operator=(const Fetcher&) = delete;
 
   void submit(std::function<void()> job, Priority priority);
   // Whether read-ahead should hold back: enough work is queued to keep every worker busy.
@@ -29,7 +35,9 @@ class Fetcher {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> demand_, prefetch_;
-  unsigned started_ = 0, idle_ = 0;
+  std::vector<std::thread> threads_;
+  unsigned idle_ = 0;
+  bool stopping_ = false;
 };
 
 }  // namespace ossshim::fetch

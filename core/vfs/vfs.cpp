@@ -317,6 +317,11 @@ Result<std::size_t> Vfs::read_private(OpenFile& f, char* buf, std::size_t len, s
 }
 
 Status Vfs::fill(OpenFile& f, char* dst, std::size_t len, std::uint64_t off) {
+  if (auto o = cached_object(f)) {  // through the shared cache: still each byte once per node
+    auto r = read_shared(f, o, dst, len, off);
+    if (!r) return r.error();
+    return ok_status();
+  }
   std::uint64_t cs = config_.chunk_size;
   std::size_t pieces = static_cast<std::size_t>((len + cs - 1) / cs);
   std::mutex mu;

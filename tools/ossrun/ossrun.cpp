@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "auth/credentials.hpp"
+#include "commands.hpp"
 #include "config/config.hpp"
 
 namespace {
@@ -55,6 +56,9 @@ std::string option_of(const std::string& toml) {
 void usage(FILE* out) {
   std::fprintf(out,
                "usage: ossrun [OPTIONS] [--] COMMAND [ARGS...]\n"
+               "       ossrun [OPTIONS] warm PATH...           fetch files or whole prefixes into the cache\n"
+               "       ossrun [OPTIONS] stat [--objects] [--watch SECONDS]   the shared cache's counters\n"
+               "       ossrun [OPTIONS] cache clear            empty the shared cache (refused while in use)\n"
                "\n"
                "Runs COMMAND with libossshim.so preloaded: paths under the prefix (default /oss) are\n"
                "OSS objects, /oss/BUCKET/KEY. Options set the matching OSSSHIM_* environment variable\n"
@@ -75,6 +79,8 @@ void usage(FILE* out) {
   std::fprintf(out,
                "\ncredentials: OSS_ACCESS_KEY_ID / OSS_ACCESS_KEY_SECRET [/ OSS_SESSION_TOKEN], or the\n"
                "ALIBABA_CLOUD_* forms; AWS_* for --signature s3v4. They are never logged.\n"
+               "\nwarm, stat and cache are ossrun's own commands; to run a program of that name, put --\n"
+               "before it (ossrun -- stat FILE).\n"
                "\nexample: ossrun --endpoint oss-cn-hangzhou-internal.aliyuncs.com -- python3 load.py "
                "/oss/bkt/model\n");
 }
@@ -148,9 +154,37 @@ int main(int argc, char** argv) {
       setenv(option_env[name].c_str(), value.c_str(), 1);
   }
   if (i >= argc) die("no COMMAND given (usage: ossrun [OPTIONS] -- COMMAND [ARGS...])");
+  bool after_dashes = std::strcmp(argv[i - 1], "--") == 0;
 
   auto config = ossshim::load_config(ossshim::process_env());
   if (!config) die(config.error().to_string());
+  if (!after_dashes) {
+    std::string sub = argv[i];
+    std::vector<std::string> rest(argv + i + 1, argv + argc);
+    if (sub == "warm") {
+      if (rest.empty()) die("warm needs at least one PATH under " + config->prefix);
+      return ossrun::warm(config.value(), rest);
+    }
+    if (sub == "stat") {
+      bool objects = false;
+      double watch = 0;
+      for (std::size_t k = 0; k < rest.size(); ++k) {
+        if (rest[k] == "--objects") {
+          objects = true;
+        } else if (rest[k] == "--watch" && k + 1 < rest.size()) {
+          watch = std::atof(rest[++k].c_str());
+          if (watch <= 0) die("--watch needs a positive number of seconds");
+        } else {
+          die("stat: unknown argument " + rest[k] + " (stat [--objects] [--watch SECONDS])");
+        }
+      }
+      return ossrun::stat(config.value(), objects, watch);
+    }
+    if (sub == "cache") {
+      if (rest.size() != 1 || rest[0] != "clear") die("usage: ossrun cache clear");
+      return ossrun::clear(config.value());
+    }
+  }
   auto creds = ossshim::auth::credentials_from_env(config->signature, ossshim::process_env());
   if (!creds) die(creds.error().to_string());
 

@@ -1,0 +1,18 @@
+// ossrun's subcommands on the shared cache (commands.cpp). Each returns the exit code.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+
+namespace ossrun {
+
+// ossrun warm PATH...: fetches objects or whole prefixes into the shared cache.
+int warm(const ossshim::Config& config, const std::vector<std::string>& paths);
+// ossrun stat [--objects] [--watch SECONDS]: the cache's counters (repeated with --watch).
+int stat(const ossshim::Config& config, bool objects, double watch);
+// ossrun cache clear: empties the cache, or names the processes that use it.
+int clear(const ossshim::Config& config);
+
+}  // namespace ossrun
