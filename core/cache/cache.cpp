@@ -283,8 +283,9 @@ Result<std::unique_ptr<Cache>> Cache::attach(const Config& config) {
                            util::format_size(minimum) + " (8 chunks, and at least 64 MiB); raise OSSSHIM_CACHE_SIZE");
   if (budget < minimum)
     return cache_error(dir, ENOSPC,
-                       "the cache's file system holds " + util::format_size(fs_bytes) + ", too small for a cache of at least " +
-                           util::format_size(minimum) + " (8 chunks, and at least 64 MiB); " + kSpaceAdvice);
+                       "the cache's file system holds " + util::format_size(fs_bytes) + ": too small for a cache (90% of it, " +
+                           util::format_size(fs_limit) + ", is below the minimum of " + util::format_size(minimum) +
+                           "); " + kSpaceAdvice);
 
   std::unique_ptr<Cache> c(new Cache());
   c->dir_ = dir;
