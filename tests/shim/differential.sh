@@ -54,6 +54,31 @@ same dd-sparse 'dd if=@/sparse/huge.bin bs=4096 skip=$(((3<<30)/4096 - 1)) count
 same init-race "$OSSSHIM_BUILD_ROOT/tests/shim/init_race @/bin/random-5m.bin"
 same cxx-streams "$OSSSHIM_BUILD_ROOT/tests/shim/cxx_stream @/bin/odd-size.bin @/names"
 
+# freopen onto a virtual path keeps the FILE (stdin, std::cin) and its fd number
+freopen_bin=$OSSSHIM_BUILD_ROOT/tests/shim/freopen_read
+same freopen "$freopen_bin read @/text/lorem.txt @/bin/odd-size.bin $OSSSHIM_SOURCE_ROOT/tests/shim/lib.sh"
+# (exit right after freopen, while the stream is being fed: a race with exit, hence 4 rounds)
+same freopen-exit "for i in 1 2 3 4; do $freopen_bin open @/text/hello.txt r || echo exit status \$?; done"
+# (an atexit handler reads the rest: exit neither hangs nor loses bytes)
+same freopen-atexit "$freopen_bin atexit @/bin/odd-size.bin"
+same freopen-missing "$freopen_bin open @/nope.txt r; $freopen_bin open @/nope/x rb"
+# (root may write a local 0444 file: the write modes are checked against the expected error)
+for mode in w a r+ wb; do
+  out=$("$ossrun_bin" -- "$freopen_bin" open /oss/bkt/text/hello.txt $mode 2> /dev/null) || true
+  [ "$out" == "NULL: Read-only file system; fd 0 open 0, getchar EOF 1" ] && ok || bad "freopen $mode: $out"
+done
+# The stream reads a socket: seeking fails as on a pipe.
+out=$("$ossrun_bin" -- "$freopen_bin" seek /oss/bkt/text/hello.txt 2> /dev/null) || true
+[ "$out" == "fseek: Illegal seek" ] && ok || bad "freopen seek: $out"
+# A failed read is an error on the stream, never a short end of file.
+admin "faults?error_status=500&ops=GetObject&match=bkt/bin/random-5m.bin"
+out=$(OSSSHIM_RETRIES=0 OSSSHIM_CACHE_DIR=$work/fault-cache "$ossrun_bin" -- "$freopen_bin" all /oss/bkt/bin/random-5m.bin 2> "$work/err") || true
+curl -s -X DELETE "$endpoint/_admin/faults" > /dev/null
+[[ "$out" == "read error after "*": Connection reset by peer" ]] && grep -q 'freopen /oss/bkt/bin/random-5m.bin: read failed' "$work/err" && ok ||
+  bad "freopen read error: $out $(cat "$work/err")"
+out=$("$ossrun_bin" -- "$freopen_bin" all /oss/bkt/bin/random-5m.bin 2>&1) || true
+[ "$out" == "end of file after $((5 << 20)) bytes" ] && ok || bad "freopen all: $out"
+
 # Copies out of the prefix (cp uses copy_file_range), archives
 same cp-r 'cp -r @/names @/deep @/many OUT && (cd OUT && find . -type f | LC_ALL=C sort | xargs -d "\n" sha256sum)'
 same cp-file 'cp @/bin/odd-size.bin OUT && sha256sum OUT/odd-size.bin'
