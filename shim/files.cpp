@@ -14,8 +14,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 #include "log/log.hpp"

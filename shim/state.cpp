@@ -42,7 +42,7 @@ void init_filesystem() {
     log::error(fs.error().to_string());
     return;
   }
-  g_vfs = fs.value().release();  // lives until exit: threads of any kind may still use it
+  g_vfs = fs.value().release();          // lives until exit: threads of any kind may still use it
   std::atexit([] { g_vfs->detach(); });  // give back our claims and pins in the shared cache
   log::info("ossshim: " + config->prefix + " -> " + config->endpoint + " (credentials from " + creds->source +
             ")");

@@ -38,16 +38,22 @@ export OSSSHIM_ENDPOINT=$endpoint
 build/tools/ossrun/ossrun -- ls -l /oss/models/demo-model > /dev/null
 curl -s -X POST "$endpoint/_admin/reset" >/dev/null
 
-# The ranks: unmodified Python processes started through ossrun, all at once.
-start=$(date +%s.%N)
-pids=()
-for r in $(seq 0 $((ranks - 1))); do
-  build/tools/ossrun/ossrun -- python3 examples/load_safetensors.py /oss/models/demo-model --rank "$r" --ranks "$ranks" \
-    > "$work/rank$r.out" &
-  pids+=($!)
-done
-for p in "${pids[@]}"; do wait "$p"; done
-end=$(date +%s.%N)
+# The ranks: unmodified Python processes started through ossrun, all at once. Sets start/end
+# and origin (bytes the server sent).
+run_ranks() {
+  curl -s -X POST "$endpoint/_admin/reset" >/dev/null
+  start=$(date +%s.%N)
+  local pids=() r p
+  for r in $(seq 0 $((ranks - 1))); do
+    build/tools/ossrun/ossrun -- python3 examples/load_safetensors.py /oss/models/demo-model --rank "$r" --ranks "$ranks" \
+      > "$work/rank$r.out" &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p"; done
+  end=$(date +%s.%N)
+  origin=$(curl -s "$endpoint/_admin/stats" | sed -E 's/^\{"requests":[0-9]+,"bytes_out":([0-9]+).*/\1/')
+}
+run_ranks
 cat "$work"/rank*.out
 # The same ranks on the local directory give the same checksums.
 for r in $(seq 0 $((ranks - 1))); do
@@ -55,9 +61,6 @@ for r in $(seq 0 $((ranks - 1))); do
   grep -q "$(cat "$work/local$r")" "$work/rank$r.out" || { echo "rank $r: checksum differs from the local copy"; exit 1; }
 done
 echo "checksums: identical to loading the local copy"
-
-stats=$(curl -s "$endpoint/_admin/stats")
-origin=$(sed -E 's/^\{"requests":[0-9]+,"bytes_out":([0-9]+).*/\1/' <<<"$stats")
 python3 - "$origin" "$model" "$ranks" "$start" "$end" <<'PY'
 import sys
 origin, model, ranks = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
@@ -68,18 +71,7 @@ print(f"origin: the server sent {origin / 2**30:.2f} GiB = {origin / model:.2f} 
       f"(the ranks share one node-wide cache: each byte is fetched once and mapped by all)")
 PY
 # A relaunch finds the model in the cache.
-curl -s -X POST "$endpoint/_admin/reset" >/dev/null
-start=$(date +%s.%N)
-pids=()
-for r in $(seq 0 $((ranks - 1))); do
-  build/tools/ossrun/ossrun -- python3 examples/load_safetensors.py /oss/models/demo-model --rank "$r" --ranks "$ranks" \
-    > /dev/null &
-  pids+=($!)
-done
-for p in "${pids[@]}"; do wait "$p"; done
-end=$(date +%s.%N)
-stats=$(curl -s "$endpoint/_admin/stats")
-origin=$(sed -E 's/^\{"requests":[0-9]+,"bytes_out":([0-9]+).*/\1/' <<<"$stats")
+run_ranks
 python3 - "$origin" "$model" "$ranks" "$start" "$end" <<'PY'
 import sys
 origin, model, ranks = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])

@@ -57,7 +57,7 @@ std::uint64_t mix(std::uint64_t x) {
 void identity_hash(std::string_view data, std::uint8_t out[16]) {
   std::uint64_t a = 0x9e3779b97f4a7c15ull ^ data.size(), b = 0xd6e8feb86659fd93ull + data.size();
   for (unsigned char ch : data) {
-    a = (a ^ ch) * 0x100000001b3ull;                // FNV-1a step
+    a = (a ^ ch) * 0x100000001b3ull;                       // FNV-1a step
     b = (b + ch + 1) * 0xff51afd7ed558ccdull + (b >> 29);  // a multiplicative lane
   }
   a = mix(a ^ mix(b));
@@ -134,7 +134,8 @@ Status own_directory(const std::string& dir) {
   if (st.st_uid != ::geteuid())
     return cache_error(dir, EACCES,
                        "the cache directory belongs to uid " + std::to_string(st.st_uid) + ", not to uid " +
-                           std::to_string(::geteuid()) + "; refusing to share cached bytes with another user");
+                           std::to_string(::geteuid()) +
+                           "; refusing to share cached bytes with another user");
   if (st.st_mode & 077) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
@@ -176,9 +177,11 @@ Sizes sizes_for(std::uint32_t chunk_capacity) {
 // Why a control file cannot be trusted; empty when it can.
 std::string invalid_header(const Header& h, std::uint64_t file_bytes, std::uint64_t chunk_size) {
   if (h.magic != kMagic) return "bad magic";
-  if (h.version != kVersion) return "version " + std::to_string(h.version) + ", expected " + std::to_string(kVersion);
-  if (h.header_bytes != sizeof(Header) || h.object_bytes != sizeof(ObjectEntry) || h.chunk_bytes != sizeof(ChunkEntry) ||
-      h.process_bytes != sizeof(ProcessEntry) || h.pin_bytes != sizeof(PinEntry))
+  if (h.version != kVersion)
+    return "version " + std::to_string(h.version) + ", expected " + std::to_string(kVersion);
+  if (h.header_bytes != sizeof(Header) || h.object_bytes != sizeof(ObjectEntry) ||
+      h.chunk_bytes != sizeof(ChunkEntry) || h.process_bytes != sizeof(ProcessEntry) ||
+      h.pin_bytes != sizeof(PinEntry))
     return "record sizes differ from this build's";
   if (h.object_capacity != kObjectCapacity || h.process_capacity != kProcessCapacity ||
       h.pin_capacity != kPinCapacity || h.chunk_capacity < 1024 || h.chunk_capacity > (1u << 24) ||
@@ -242,17 +245,20 @@ class Cache::Lock {
 };
 
 layout::ObjectEntry* Cache::objects() const {
-  return reinterpret_cast<ObjectEntry*>(reinterpret_cast<char*>(header_) + sizes_for(header_->chunk_capacity).objects_at);
+  return reinterpret_cast<ObjectEntry*>(reinterpret_cast<char*>(header_) +
+                                        sizes_for(header_->chunk_capacity).objects_at);
 }
 layout::ChunkEntry* Cache::chunks() const {
-  return reinterpret_cast<ChunkEntry*>(reinterpret_cast<char*>(header_) + sizes_for(header_->chunk_capacity).chunks_at);
+  return reinterpret_cast<ChunkEntry*>(reinterpret_cast<char*>(header_) +
+                                       sizes_for(header_->chunk_capacity).chunks_at);
 }
 layout::ProcessEntry* Cache::processes() const {
   return reinterpret_cast<ProcessEntry*>(reinterpret_cast<char*>(header_) +
-                                    sizes_for(header_->chunk_capacity).processes_at);
+                                         sizes_for(header_->chunk_capacity).processes_at);
 }
 layout::PinEntry* Cache::pins() const {
-  return reinterpret_cast<PinEntry*>(reinterpret_cast<char*>(header_) + sizes_for(header_->chunk_capacity).pins_at);
+  return reinterpret_cast<PinEntry*>(reinterpret_cast<char*>(header_) +
+                                     sizes_for(header_->chunk_capacity).pins_at);
 }
 
 Result<std::unique_ptr<Cache>> Cache::attach(const Config& config) {
@@ -273,19 +279,21 @@ Result<std::unique_ptr<Cache>> Cache::attach(const Config& config) {
   std::uint64_t minimum = std::max<std::uint64_t>(8 * config.chunk_size, 64ull << 20);
   if (budget > fs_limit) {
     if (config.cache_size)
-      log::warn("cache " + dir + ": cache_size " + util::format_size(budget) + " exceeds 90% of its file system (" +
-                util::format_size(fs_bytes) + "); using " + util::format_size(fs_limit));
+      log::warn("cache " + dir + ": cache_size " + util::format_size(budget) +
+                " exceeds 90% of its file system (" + util::format_size(fs_bytes) + "); using " +
+                util::format_size(fs_limit));
     budget = fs_limit;
   }
   if (budget < minimum && config.cache_size && config.cache_size < fs_limit)
     return cache_error(dir, EINVAL,
                        "cache_size " + util::format_size(config.cache_size) + " is below the minimum of " +
-                           util::format_size(minimum) + " (8 chunks, and at least 64 MiB); raise OSSSHIM_CACHE_SIZE");
+                           util::format_size(minimum) +
+                           " (8 chunks, and at least 64 MiB); raise OSSSHIM_CACHE_SIZE");
   if (budget < minimum)
     return cache_error(dir, ENOSPC,
-                       "the cache's file system holds " + util::format_size(fs_bytes) + ": too small for a cache (90% of it, " +
-                           util::format_size(fs_limit) + ", is below the minimum of " + util::format_size(minimum) +
-                           "); " + kSpaceAdvice);
+                       "the cache's file system holds " + util::format_size(fs_bytes) +
+                           ": too small for a cache (90% of it, " + util::format_size(fs_limit) +
+                           ", is below the minimum of " + util::format_size(minimum) + "); " + kSpaceAdvice);
 
   std::unique_ptr<Cache> c(new Cache());
   c->dir_ = dir;
@@ -294,16 +302,19 @@ Result<std::unique_ptr<Cache>> Cache::attach(const Config& config) {
   identity_hash(config.endpoint, c->endpoint_id_);
 
   DirLock lock(dir);
-  if (lock.fd < 0) return cache_error(dir + "/lock", errno, "cannot open the cache lock: " + errno_text(errno));
+  if (lock.fd < 0)
+    return cache_error(dir + "/lock", errno, "cannot open the cache lock: " + errno_text(errno));
   std::string control = dir + "/control";
   int fd = ::open(control.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
   if (fd >= 0) {
     struct stat st;
     std::string why;
-    if (::fstat(fd, &st) != 0 || st.st_uid != ::geteuid() || static_cast<std::size_t>(st.st_size) < sizeof(Header)) {
+    if (::fstat(fd, &st) != 0 || st.st_uid != ::geteuid() ||
+        static_cast<std::size_t>(st.st_size) < sizeof(Header)) {
       why = "not ours or too short";
     } else {
-      void* m = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      void* m =
+          ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
       if (m == MAP_FAILED) {
         why = "cannot be mapped: " + errno_text(errno);
       } else {
@@ -319,7 +330,8 @@ Result<std::unique_ptr<Cache>> Cache::attach(const Config& config) {
     }
     ::close(fd);
     if (!c->header_) {
-      log::warn("cache " + dir + ": discarding the shared control file (" + why + ") and its data; rebuilding");
+      log::warn("cache " + dir + ": discarding the shared control file (" + why +
+                ") and its data; rebuilding");
       remove_contents(dir);
     } else if (c->header_->budget != budget) {
       log::info("cache " + dir + ": budget " + util::format_size(c->header_->budget) +
@@ -349,7 +361,8 @@ Result<std::unique_ptr<Cache>> Cache::attach(const Config& config) {
     if (int err = ::posix_fallocate(nfd, 0, static_cast<off_t>(s.total)); err != 0) {
       ::close(nfd);
       ::unlink(temp.c_str());
-      return cache_error(temp, err, "cannot allocate the control file: " + errno_text(err) + "; " + kSpaceAdvice);
+      return cache_error(temp, err,
+                         "cannot allocate the control file: " + errno_text(err) + "; " + kSpaceAdvice);
     }
     void* m = ::mmap(nullptr, s.total, PROT_READ | PROT_WRITE, MAP_SHARED, nfd, 0);
     ::close(nfd);
@@ -374,8 +387,7 @@ Result<std::unique_ptr<Cache>> Cache::attach(const Config& config) {
     pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
     pthread_mutex_init(&h->mutex, &attr);
     pthread_mutexattr_destroy(&attr);
-    std::atomic_thread_fence(std::memory_order_release);
-    h->magic = kMagic;
+    __atomic_store_n(&h->magic, kMagic, __ATOMIC_RELEASE);  // last: the table is complete
     if (::rename(temp.c_str(), control.c_str()) != 0) {
       int err = errno;
       ::munmap(m, s.total);
@@ -466,19 +478,22 @@ int Cache::data_fd_locked(std::uint32_t object) {
   return ::open(data_path(objects()[object].id).c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 }
 
-layout::ChunkEntry* Cache::find_locked(std::uint32_t object, std::uint32_t generation, std::uint64_t index) const {
+layout::ChunkEntry* Cache::find_locked(std::uint32_t object, std::uint32_t generation,
+                                       std::uint64_t index) const {
   ChunkEntry* c = chunks();
   std::uint64_t mask = header_->chunk_capacity - 1;
   std::uint64_t h = mix((static_cast<std::uint64_t>(object) << 32 | generation) ^ mix(index)) & mask;
   for (std::uint64_t n = 0; n <= mask; ++n, h = (h + 1) & mask) {
     std::uint32_t s = c[h].state.load();
     if (s == kFree) return nullptr;
-    if (s != kTomb && c[h].object == object && c[h].generation == generation && c[h].index == index) return &c[h];
+    if (s != kTomb && c[h].object == object && c[h].generation == generation && c[h].index == index)
+      return &c[h];
   }
   return nullptr;
 }
 
-layout::ChunkEntry* Cache::insert_locked(std::uint32_t object, std::uint32_t generation, std::uint64_t index) {
+layout::ChunkEntry* Cache::insert_locked(std::uint32_t object, std::uint32_t generation,
+                                         std::uint64_t index) {
   if (header_->chunk_count + header_->chunk_tombs + 1 > header_->chunk_capacity / 4 * 3) rehash_locked();
   ChunkEntry* c = chunks();
   std::uint64_t mask = header_->chunk_capacity - 1;
@@ -649,7 +664,8 @@ Result<std::shared_ptr<Object>> Cache::object(const ObjectKey& key) {
       continue;
     }
     const ObjectEntry& slot = objects()[h->slot];
-    if (slot.used == 1 && slot.generation == h->generation && std::memcmp(slot.id, id, sizeof id) == 0) return h;
+    if (slot.used == 1 && slot.generation == h->generation && std::memcmp(slot.id, id, sizeof id) == 0)
+      return h;
     ++it;
   }
 
@@ -719,15 +735,18 @@ Result<std::shared_ptr<Object>> Cache::object(const ObjectKey& key) {
   handle->generation = e.generation;
   std::string path = data_path(id);
   handle->fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (handle->fd < 0) return cache_error(path, errno, "cannot open the object's cache file: " + errno_text(errno));
+  if (handle->fd < 0)
+    return cache_error(path, errno, "cannot open the object's cache file: " + errno_text(errno));
   struct stat st;
   if (::fstat(handle->fd, &st) != 0 || static_cast<std::uint64_t>(st.st_size) != key.size) {
     if (::ftruncate(handle->fd, static_cast<off_t>(key.size)) != 0)
       return cache_error(path, errno, "cannot size the object's cache file: " + errno_text(errno));
   }
   if (key.size > 0) {
-    void* m = ::mmap(nullptr, static_cast<std::size_t>(key.size), PROT_READ | PROT_WRITE, MAP_SHARED, handle->fd, 0);
-    if (m == MAP_FAILED) return cache_error(path, errno, "cannot map the object's cache file: " + errno_text(errno));
+    void* m = ::mmap(nullptr, static_cast<std::size_t>(key.size), PROT_READ | PROT_WRITE, MAP_SHARED,
+                     handle->fd, 0);
+    if (m == MAP_FAILED)
+      return cache_error(path, errno, "cannot map the object's cache file: " + errno_text(errno));
     handle->data = static_cast<char*>(m);
   }
   handles_.push_back(handle);
@@ -765,8 +784,9 @@ Claim Cache::claim(Object& o, std::uint64_t index, ChunkRef& ref) {
       err != 0) {
     static std::atomic<bool> told{false};
     if (!told.exchange(true))
-      log::error("cache " + dir_ + ": cannot reserve " + util::format_size(bytes) + " for " + o.key.display + ": " +
-                 errno_text(err) + "; reading past the cache instead (slower, every process fetches its own copy); " +
+      log::error("cache " + dir_ + ": cannot reserve " + util::format_size(bytes) + " for " + o.key.display +
+                 ": " + errno_text(err) +
+                 "; reading past the cache instead (slower, every process fetches its own copy); " +
                  kSpaceAdvice);
     abandon(o, index);
     return Claim::uncached;
@@ -843,8 +863,10 @@ Status Cache::complete(Object& o, std::uint64_t index, std::uint64_t crc) {
       bool complete_set = true;
       for (std::uint64_t i = 0; i < o.chunks && complete_set; ++i) {
         ChunkEntry* k = find_locked(o.slot, o.generation, i);
-        if (!k || k->state.load() != kReady) complete_set = false;
-        else whole = util::crc64_combine(whole, k->crc64, k->bytes);
+        if (!k || k->state.load() != kReady)
+          complete_set = false;
+        else
+          whole = util::crc64_combine(whole, k->crc64, k->bytes);
       }
       if (complete_set && whole == e.crc64.load()) {
         e.crc_verified = 1;
@@ -874,9 +896,11 @@ void Cache::abandon(Object& o, std::uint64_t index) {
 }
 
 bool Cache::still_valid(const ChunkRef& ref) const {
-  std::atomic_thread_fence(std::memory_order_acquire);
-  const ChunkEntry& c = chunks()[ref.slot];
-  return c.state.load(std::memory_order_acquire) == kReady && c.seq.load(std::memory_order_acquire) == ref.seq;
+  // A seqlock read: the no-op read-modify-write keeps the copy's loads before it (a plain load
+  // could be reordered ahead of them). Eviction changes seq before it punches the hole.
+  ChunkEntry& c = chunks()[ref.slot];
+  std::uint32_t seq = c.seq.fetch_add(0, std::memory_order_acq_rel);
+  return seq == ref.seq && c.state.load(std::memory_order_acquire) == kReady;
 }
 
 void Cache::note_crc(Object& o, std::uint64_t crc) {
@@ -986,8 +1010,8 @@ Stats Cache::stats(bool per_object) const {
     if (o[i].used != 1) continue;
     s.unique += o[i].unique_bytes;
     if (per_object)
-      s.objects.push_back({o[i].name, o[i].size, o[i].ready_bytes, o[i].origin_bytes.load(), o[i].served_bytes.load(),
-                           o[i].crc_verified != 0});
+      s.objects.push_back({o[i].name, o[i].size, o[i].ready_bytes, o[i].origin_bytes.load(),
+                           o[i].served_bytes.load(), o[i].crc_verified != 0});
   }
   const ProcessEntry* p = processes();
   for (std::uint32_t i = 0; i < kProcessCapacity; ++i)

@@ -14,23 +14,23 @@ constexpr std::uint64_t kMagic = 0x3148434153534f31ull;  // "1OSSCAH1"
 constexpr std::uint32_t kVersion = 1;
 
 // Chunk state word (the futex): readers wait on it while a fetch is under way.
-constexpr std::uint32_t kFree = 0;       // never used: ends a probe chain
-constexpr std::uint32_t kTomb = 1;       // was used: probes continue past it
-constexpr std::uint32_t kReady = 2;      // bytes are in the data file and verified
+constexpr std::uint32_t kFree = 0;             // never used: ends a probe chain
+constexpr std::uint32_t kTomb = 1;             // was used: probes continue past it
+constexpr std::uint32_t kReady = 2;            // bytes are in the data file and verified
 constexpr std::uint32_t kFetching = 1u << 31;  // | process slot: that process is fetching it
 constexpr std::uint32_t kUniqueBits = 4096;    // chunks per object tracked for "unique bytes"
 
 struct Counters {
-  std::atomic<std::uint64_t> origin_bytes;     // bytes received from the store into the cache
-  std::atomic<std::uint64_t> served_bytes;     // bytes handed to readers (read + mmap)
-  std::atomic<std::uint64_t> waited_bytes;     // ... of which the reader had to wait for a fetch
-  std::atomic<std::uint64_t> uncached_bytes;   // bytes fetched past the cache (no room, no space)
+  std::atomic<std::uint64_t> origin_bytes;    // bytes received from the store into the cache
+  std::atomic<std::uint64_t> served_bytes;    // bytes handed to readers (read + mmap)
+  std::atomic<std::uint64_t> waited_bytes;    // ... of which the reader had to wait for a fetch
+  std::atomic<std::uint64_t> uncached_bytes;  // bytes fetched past the cache (no room, no space)
   std::atomic<std::uint64_t> evicted_bytes;
-  std::atomic<std::uint64_t> requests;         // range GETs issued into the cache
+  std::atomic<std::uint64_t> requests;  // range GETs issued into the cache
   std::atomic<std::uint64_t> inflight_requests;
   std::atomic<std::uint64_t> fetch_errors;
-  std::atomic<std::uint64_t> takeovers;        // chunks taken back from dead fetchers
-  std::atomic<std::uint64_t> crc_checked;      // whole objects whose CRC64 matched
+  std::atomic<std::uint64_t> takeovers;    // chunks taken back from dead fetchers
+  std::atomic<std::uint64_t> crc_checked;  // whole objects whose CRC64 matched
   std::atomic<std::uint64_t> crc_mismatches;
 };
 

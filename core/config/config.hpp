@@ -42,10 +42,10 @@ struct Config {
   std::uint64_t chunk_size = 8ull << 20;  // range GET / cache chunk size
 
   // Cache
-  std::uint64_t cache_size = 0;  // 0: default (see README)
-  std::string cache_dir;         // empty: /dev/shm/ossshim-<uid>
-  bool shared_cache = true;      // false: a private per-process cache only
-  bool cache_persist = true;     // false: the last process to leave empties the cache
+  std::uint64_t cache_size = 0;            // 0: default (see README)
+  std::string cache_dir;                   // empty: /dev/shm/ossshim-<uid>
+  bool shared_cache = true;                // false: a private per-process cache only
+  bool cache_persist = true;               // false: the last process to leave empties the cache
   std::uint64_t readahead = 256ull << 20;  // largest prefetch window of a sequential reader
   std::uint32_t attr_ttl_ms = 60000;
   std::uint32_t negative_ttl_ms = 5000;

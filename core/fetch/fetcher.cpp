@@ -1,6 +1,5 @@
 #include "fetch/fetcher.hpp"
 
-
 namespace ossshim::fetch {
 
 void Fetcher::submit(std::function<void()> job, Priority priority) {

@@ -37,7 +37,9 @@ Result<std::unique_ptr<Vfs>> Vfs::create(const Config& config, const auth::Crede
 }
 
 Vfs::Vfs(Config config, auth::Credentials creds, std::unique_ptr<oss::Client> client)
-    : config_(std::move(config)), creds_(std::move(creds)), client_(std::move(client)),
+    : config_(std::move(config)),
+      creds_(std::move(creds)),
+      client_(std::move(client)),
       fetcher_(config_.concurrency) {
   budget_ = config_.cache_size ? config_.cache_size : kDefaultChunkCache;
   if (config_.shared_cache) {
@@ -45,7 +47,8 @@ Vfs::Vfs(Config config, auth::Credentials creds, std::unique_ptr<oss::Client> cl
     if (c) {
       shared_ = std::move(c.value());
     } else {
-      log::error(c.error().to_string() + " -- reading without the shared cache (each process fetches its own copy)");
+      log::error(c.error().to_string() +
+                 " -- reading without the shared cache (each process fetches its own copy)");
     }
   }
 }
@@ -274,7 +277,8 @@ void Vfs::evict_locked() {
 std::uint32_t Vfs::advance_window(OpenFile& f, std::uint64_t off) {
   // A reader continuing where it stopped gets a window that doubles up to `readahead`; a jump
   // closes it, so random reads fetch only what they ask for.
-  std::uint32_t most = static_cast<std::uint32_t>(std::max<std::uint64_t>(1, config_.readahead / config_.chunk_size));
+  std::uint32_t most =
+      static_cast<std::uint32_t>(std::max<std::uint64_t>(1, config_.readahead / config_.chunk_size));
   if (config_.readahead == 0) most = 0;
   if (off != f.next_sequential.load() || off == 0) {
     f.window.store(off == 0 ? std::min<std::uint32_t>(1, most) : 0);
@@ -365,7 +369,8 @@ std::shared_ptr<cache::Object> Vfs::cached_object(OpenFile& f) {
   std::lock_guard lock(f.cache_mu);
   if (!f.cache_looked) {
     f.cache_looked = true;
-    auto o = shared_->object(cache::ObjectKey{f.path.bucket, f.path.key, f.attr.etag, f.attr.size, f.display});
+    auto o =
+        shared_->object(cache::ObjectKey{f.path.bucket, f.path.key, f.attr.etag, f.attr.size, f.display});
     if (o) {
       f.cached = o.value();
     } else {
@@ -399,7 +404,8 @@ Status Vfs::fetch_chunk(cache::Object& o, std::uint64_t index) {
   std::size_t bytes = static_cast<std::size_t>(std::min<std::uint64_t>(cs, o.key.size - index * cs));
   char* dst = o.data + index * cs;  // straight from the socket into the shared pages
   oss::ObjectInfo info;
-  auto r = client_->get_range(o.key.bucket, o.key.key, oss::RangeRead{index * cs, bytes, dst, o.key.etag}, &info);
+  auto r =
+      client_->get_range(o.key.bucket, o.key.key, oss::RangeRead{index * cs, bytes, dst, o.key.etag}, &info);
   if (!r || r.value() != bytes) {
     shared_->abandon(o, index);
     shared_->count_error();
@@ -412,7 +418,8 @@ Status Vfs::fetch_chunk(cache::Object& o, std::uint64_t index) {
     } else {
       e = r.error();
       if (e.err == ESTALE)
-        e.message = "object changed since it was opened (ETag " + o.key.etag + "); reopen to read the new version";
+        e.message =
+            "object changed since it was opened (ETag " + o.key.etag + "); reopen to read the new version";
     }
     return e;
   }
@@ -508,9 +515,11 @@ Result<std::size_t> Vfs::read_shared(OpenFile& f, const std::shared_ptr<cache::O
       },
       [&](std::uint64_t i) -> Status {
         auto [at, n] = piece(i);
-        auto r = client_->get_range(f.path.bucket, f.path.key, oss::RangeRead{at, n, buf + (at - off), f.attr.etag});
+        auto r = client_->get_range(f.path.bucket, f.path.key,
+                                    oss::RangeRead{at, n, buf + (at - off), f.attr.etag});
         if (!r) return r.error();
-        if (r.value() != n) return error_for("GetObject", f.path, EIO, "short read: object shorter than at open");
+        if (r.value() != n)
+          return error_for("GetObject", f.path, EIO, "short read: object shorter than at open");
         shared_->count_uncached(n);
         return ok_status();
       });
@@ -518,7 +527,6 @@ Result<std::size_t> Vfs::read_shared(OpenFile& f, const std::shared_ptr<cache::O
   f.next_sequential.store(off + len);
   return len;
 }
-
 
 Result<std::optional<Vfs::MapSource>> Vfs::map(OpenFile& f, std::uint64_t off, std::size_t len) {
   auto o = cached_object(f);

@@ -47,7 +47,8 @@ struct TempDir {
   }
 };
 
-Config config_for(const EmulatorProcess& emu, const std::string& dir, std::uint64_t chunk, std::uint64_t budget) {
+Config config_for(const EmulatorProcess& emu, const std::string& dir, std::uint64_t chunk,
+                  std::uint64_t budget) {
   Config c = emu.config();
   c.cache_dir = dir;
   c.chunk_size = chunk;
@@ -91,8 +92,8 @@ std::string read_all(vfs::Vfs& fs, const std::string& p, std::size_t piece = kMi
 pid_t spawn_reader(const Config& c, const std::string& object, const std::string& out) {
   const char* reader = std::getenv("OSSSHIM_CACHE_READER");
   REQUIRE(reader != nullptr);
-  std::vector<std::string> args = {reader, c.endpoint, c.cache_dir, std::to_string(c.chunk_size),
-                                   std::to_string(c.cache_size), object};
+  std::vector<std::string> args = {
+      reader, c.endpoint, c.cache_dir, std::to_string(c.chunk_size), std::to_string(c.cache_size), object};
   pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
@@ -253,6 +254,32 @@ TEST_CASE("an object replaced mid-read fails with ESTALE, and a reopen reads the
   CHECK(read_all(*fs, "/oss/bkt/model.bin") == v2);
 }
 
+TEST_CASE("a whole object whose CRC64 disagrees with the server's is dropped and the read fails", "[cache]") {
+  EmulatorProcess emu;
+  std::string data = random_bytes(3 * kMiB, 8);
+  emu.put_file("bkt", "c", data);
+  TempDir dir;
+  Config c = config_for(emu, dir.path, kMiB, 64 * kMiB);
+  auto fs = make_vfs(c);
+  auto f = fs->open(path("/oss/bkt/c"));
+  REQUIRE(f.ok());
+  // Stand in for a server whose CRC64 header disagrees with the bytes it sent (the first
+  // report is the one kept).
+  auto o = fs->shared_cache()->object({"bkt", "c", (*f)->attr.etag, data.size(), "/oss/bkt/c"});
+  REQUIRE(o.ok());
+  fs->shared_cache()->note_crc(**o, crc_of(data) ^ 1);
+  std::vector<char> buf(data.size());
+  auto r = fs->read(**f, buf.data(), buf.size(), 0);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().err == EIO);
+  CHECK(r.error().message.find("CRC64") != std::string::npos);
+  auto s = fs->shared_cache()->stats(true);
+  CHECK(s.crc_bad == 1);
+  REQUIRE(s.objects.size() == 1);
+  CHECK_FALSE(s.objects[0].crc_checked);
+  CHECK(s.objects[0].ready < data.size());  // the object's chunks were dropped, not kept
+}
+
 TEST_CASE("the cache directory must belong to the user alone", "[cache]") {
   EmulatorProcess emu;
   TempDir dir;
@@ -292,12 +319,19 @@ TEST_CASE("inconsistent control data is discarded and rebuilt, never trusted", "
   auto corrupt = [&](std::size_t at, const std::string& bytes) {
     int fd = ::open(control.c_str(), O_WRONLY);
     REQUIRE(fd >= 0);
-    REQUIRE(::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(at)) == static_cast<ssize_t>(bytes.size()));
+    REQUIRE(::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(at)) ==
+            static_cast<ssize_t>(bytes.size()));
     ::close(fd);
   };
-  SECTION("a wrong record size in the header") { corrupt(12, std::string("\x39\x30\0\0", 4)); }
-  SECTION("garbage over the whole header") { corrupt(0, random_bytes(4096, 5)); }
-  SECTION("a truncated file") { REQUIRE(::truncate(control.c_str(), 100) == 0); }
+  SECTION("a wrong record size in the header") {
+    corrupt(12, std::string("\x39\x30\0\0", 4));
+  }
+  SECTION("garbage over the whole header") {
+    corrupt(0, random_bytes(4096, 5));
+  }
+  SECTION("a truncated file") {
+    REQUIRE(::truncate(control.c_str(), 100) == 0);
+  }
   emu.reset_stats();
   auto fs = make_vfs(c);
   REQUIRE(fs->shared_cache() != nullptr);
@@ -306,7 +340,8 @@ TEST_CASE("inconsistent control data is discarded and rebuilt, never trusted", "
 }
 
 TEST_CASE("a file system too small or full gives one clear error and reads still work", "[cache]") {
-  if (::geteuid() != 0 || ::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+  if (::geteuid() != 0 || ::unshare(CLONE_NEWNS) != 0 ||
+      ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
     WARN("needs root to mount a small tmpfs in a private mount namespace; skipped");
     return;
   }
@@ -344,7 +379,8 @@ TEST_CASE("500 files opened and never closed keep read-ahead and bounded memory"
   EmulatorProcess emu;
   constexpr int kFiles = 500;
   constexpr std::size_t kSize = 256 << 10;
-  for (int i = 0; i < kFiles; ++i) emu.put_file("bkt", "f/" + std::to_string(i), random_bytes(kSize, 100 + i));
+  for (int i = 0; i < kFiles; ++i)
+    emu.put_file("bkt", "f/" + std::to_string(i), random_bytes(kSize, 100 + i));
   TempDir dir;
   Config c = config_for(emu, dir.path, 64 << 10, 256 * kMiB);
   auto fs = make_vfs(c);
@@ -371,10 +407,10 @@ TEST_CASE("500 files opened and never closed keep read-ahead and bounded memory"
       REQUIRE(n.ok());
       crc[i] = util::crc64_update(crc[i], buf.data(), *n);
     }
-  auto grown = rss_anon() - before;
+  auto after = rss_anon();
   for (int i = 0; i < kFiles; ++i) CHECK(crc[i] == crc_of(random_bytes(kSize, 100 + i)));
   auto s = fs->shared_cache()->stats(false);
   CHECK(emu.bytes_out() == std::uint64_t{kFiles} * kSize);  // each byte once
-  CHECK(s.waited < s.served);  // read-ahead had chunks ready before they were asked for
-  CHECK(grown < 16 * kMiB);  // no buffer per open file: the bytes live in the shared cache
+  CHECK(s.waited < s.served);         // read-ahead had chunks ready before they were asked for
+  CHECK(after < before + 16 * kMiB);  // no buffer per open file: the bytes live in the shared cache
 }

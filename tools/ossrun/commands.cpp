@@ -137,18 +137,21 @@ int stat(const Config& config, bool objects, double watch) {
   for (;;) {
     auto s = (*cache)->stats(objects);
     auto pct = [](std::uint64_t a, std::uint64_t b) { return b ? 100.0 * static_cast<double>(a) / b : 0.0; };
-    std::printf("cache %s: %s of %s used (%.0f%%), %s pinned by mappings, chunk %s\n", (*cache)->dir().c_str(),
-                util::format_size(s.used).c_str(), util::format_size(s.budget).c_str(), pct(s.used, s.budget),
+    std::printf("cache %s: %s of %s used (%.0f%%), %s pinned by mappings, chunk %s\n",
+                (*cache)->dir().c_str(), util::format_size(s.used).c_str(),
+                util::format_size(s.budget).c_str(), pct(s.used, s.budget),
                 util::format_size(s.pinned).c_str(), util::format_size(s.chunk_size).c_str());
     std::printf("origin %s for %s unique: amplification %.3f\n", util::format_size(s.origin).c_str(),
-                util::format_size(s.unique).c_str(), s.unique ? static_cast<double>(s.origin) / s.unique : 0.0);
+                util::format_size(s.unique).c_str(),
+                s.unique ? static_cast<double>(s.origin) / s.unique : 0.0);
     std::printf("served %s, hit ratio %.1f%% (%s waited for a fetch), %s read past the cache\n",
                 util::format_size(s.served).c_str(), s.served ? pct(s.served - s.waited, s.served) : 0.0,
                 util::format_size(s.waited).c_str(), util::format_size(s.uncached).c_str());
-    std::printf("requests %llu, in flight %llu, failed %llu, taken over from dead fetchers %llu, evicted %s\n",
-                static_cast<unsigned long long>(s.requests), static_cast<unsigned long long>(s.inflight),
-                static_cast<unsigned long long>(s.errors), static_cast<unsigned long long>(s.takeovers),
-                util::format_size(s.evicted).c_str());
+    std::printf(
+        "requests %llu, in flight %llu, failed %llu, taken over from dead fetchers %llu, evicted %s\n",
+        static_cast<unsigned long long>(s.requests), static_cast<unsigned long long>(s.inflight),
+        static_cast<unsigned long long>(s.errors), static_cast<unsigned long long>(s.takeovers),
+        util::format_size(s.evicted).c_str());
     std::printf("whole objects checked by CRC64: %llu ok, %llu mismatched\n",
                 static_cast<unsigned long long>(s.crc_ok), static_cast<unsigned long long>(s.crc_bad));
     if (watch > 0) {

@@ -57,22 +57,23 @@ std::string option_of(const std::string& toml) {
 }
 
 void usage(FILE* out) {
-  std::fprintf(out,
-               "usage: ossrun [OPTIONS] [--] COMMAND [ARGS...]\n"
-               "       ossrun [OPTIONS] warm PATH...           fetch files or whole prefixes into the cache\n"
-               "       ossrun [OPTIONS] stat [--objects] [--watch SECONDS]   the shared cache's counters\n"
-               "       ossrun [OPTIONS] cache clear            empty the shared cache (refused while in use)\n"
-               "\n"
-               "Runs COMMAND with libossshim.so preloaded: paths under the prefix (default /oss) are\n"
-               "OSS objects, /oss/BUCKET/KEY. Options set the matching OSSSHIM_* environment variable\n"
-               "(which COMMAND's children inherit); unset ones come from the environment, then from\n"
-               "the TOML file, then from defaults. The configuration and credentials are checked\n"
-               "before COMMAND starts.\n"
-               "\n"
-               "options:\n"
-               "  --config FILE              TOML configuration file (OSSSHIM_CONFIG)\n"
-               "  --library PATH             libossshim.so to preload (default: found next to ossrun)\n"
-               "  --help                     this text\n");
+  std::fprintf(
+      out,
+      "usage: ossrun [OPTIONS] [--] COMMAND [ARGS...]\n"
+      "       ossrun [OPTIONS] warm PATH...           fetch files or whole prefixes into the cache\n"
+      "       ossrun [OPTIONS] stat [--objects] [--watch SECONDS]   the shared cache's counters\n"
+      "       ossrun [OPTIONS] cache clear            empty the shared cache (refused while in use)\n"
+      "\n"
+      "Runs COMMAND with libossshim.so preloaded: paths under the prefix (default /oss) are\n"
+      "OSS objects, /oss/BUCKET/KEY. Options set the matching OSSSHIM_* environment variable\n"
+      "(which COMMAND's children inherit); unset ones come from the environment, then from\n"
+      "the TOML file, then from defaults. The configuration and credentials are checked\n"
+      "before COMMAND starts.\n"
+      "\n"
+      "options:\n"
+      "  --config FILE              TOML configuration file (OSSSHIM_CONFIG)\n"
+      "  --library PATH             libossshim.so to preload (default: found next to ossrun)\n"
+      "  --help                     this text\n");
   for (const auto& s : setting_names()) {
     auto help = kHelp.find(s.toml);
     std::string opt = option_of(s.toml) + " VALUE";
