@@ -39,6 +39,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -102,6 +103,18 @@ def proc_cpu(pid):
         return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def cpu_busy():
+    """Seconds all CPUs of the machine spent busy (not idle, not waiting for I/O)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def self_cpu():
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
 
 
 def tree_bytes(top):
@@ -342,7 +355,7 @@ class Bench:
         sampler = Sampler(self.cache_dir) if name.startswith("shim") else None
         if sampler:
             sampler.start()
-        emu0 = proc_cpu(self.emu.pid)
+        emu0, busy0, me0 = proc_cpu(self.emu.pid), cpu_busy(), self_cpu()
         tag = f"{phase}.{name}"
         out_path, err_path = os.path.join(self.work, f"{tag}.out"), os.path.join(self.work, f"{tag}.err")
         try:
@@ -351,7 +364,7 @@ class Bench:
             with open(err_path, "a") as f:
                 f.write(f"cannot start {argv[0]}: {e}\n")
             rc, ru, wall, timed_out = 127, None, 0.0, False
-        emu_cpu = proc_cpu(self.emu.pid) - emu0
+        emu_cpu, busy, me = proc_cpu(self.emu.pid) - emu0, cpu_busy() - busy0, self_cpu() - me0
         cache_peak = sampler.stop() if sampler else None
         stats = self.admin("GET", "stats")
         with open(out_path, errors="replace") as f:
@@ -363,10 +376,12 @@ class Bench:
         status = "ok"
         if timed_out or rc != 0:
             why = f"killed after --timeout {a.timeout:g} s" if timed_out else f"exit {rc}"
-            tail = " | ".join(l.strip() for l in err.strip().splitlines()[-4:])
+            tail = " | ".join(l.strip() for l in err.strip().splitlines()[-6:])
             status = "FAILED"
             self.error(f"{tag}: {why}" + (f": {tail[-400:]}" if tail else ""))
-            short = " | ".join(l.strip() for l in err.strip().splitlines()[-2:])
+            lines = [l.strip() for l in err.strip().splitlines()
+                     if l.strip() and not re.search(r"records (in|out)$|bytes.*copied", l)]
+            short = " | ".join(lines[-2:])
             notes.append(why + (f": {short[-300:]}" if short else ""))
         elif not os.path.exists(stored):
             status = "MISSING"
@@ -394,14 +409,20 @@ class Bench:
             said = {}
             for line in err.splitlines():
                 line = re.sub(r"^ossshim\[\d+\]", "ossshim", line.strip())
-                if line and " -> http" not in line and not re.search(r"records (in|out)$|bytes .* copied", line):
+                if line and " -> http" not in line and not re.search(r"records (in|out)$|bytes.*copied", line):
                     said[line] = said.get(line, 0) + 1
             for line, n in list(said.items())[:3]:
                 notes.append(f"stderr{f' ({n} x)' if n > 1 else ''}: {line[:160]}")
+        cpu = (ru.ru_utime + ru.ru_stime) if ru else 0.0
+        other = max(0.0, busy - cpu - emu_cpu - me)
+        ncpu = os.cpu_count() or 1
+        if other > 0.1 * wall * ncpu and other > 0.2:
+            notes.append(f"other processes used {other:.1f} CPU s meanwhile ({other / wall / ncpu * 100:.0f}% of "
+                         f"the machine): disturbed")
         ops = stats.get("ops", {})
         ops.pop("Admin", None)
         r = dict(phase=phase, name=name, argv=argv, wall=wall, gbps=self.size / max(wall, 1e-9) / 1e9,
-                 cpu=(ru.ru_utime + ru.ru_stime) if ru else 0.0, rss=(ru.ru_maxrss * 1024) if ru else 0,
+                 cpu=cpu, other=other, rss=(ru.ru_maxrss * 1024) if ru else 0,
                  emu_cpu=emu_cpu, cache_peak=cache_peak, bytes_in=stats.get("bytes_in", 0) / self.size,
                  requests=sum(ops.values()), ops=ops, status=status, notes=notes)
         if phase == "capped":
@@ -417,7 +438,7 @@ class Bench:
         self.errors.append(msg)
         print(f"write_bench.py: error: {msg}", file=sys.stderr, flush=True)
 
-    HEAD = (f"{'phase':<9} {'row':<10} {'wall s':>7} {'GB/s':>6} {'÷cap':>5} {'CPU s':>6} {'emu s':>6} "
+    HEAD = (f"{'phase':<9} {'row':<10} {'wall s':>7} {'GB/s':>6} {'÷cap':>5} {'CPU s':>6} {'emu s':>6} {'other':>6} "
             f"{'peak RSS':>9} {'cache pk':>9} {'in÷size':>7} {'reqs':>5}  check")
 
     def print_row(self, r):
@@ -428,7 +449,7 @@ class Bench:
         cap = f"{r['of_cap']:.2f}" if "of_cap" in r else "-"
         cache = f"{r['cache_peak'] / MiB:.0f} MiB" if r["cache_peak"] is not None else "-"
         print(f"{r['phase']:<9} {r['name']:<10} {r['wall']:>7.2f} {r['gbps']:>6.2f} {cap:>5} {r['cpu']:>6.1f} "
-              f"{r['emu_cpu']:>6.1f} {r['rss'] / MiB:>5.0f} MiB {cache:>9} {r['bytes_in']:>7.2f} {r['requests']:>5}  "
+              f"{r['emu_cpu']:>6.1f} {r['other']:>6.1f} {r['rss'] / MiB:>5.0f} MiB {cache:>9} {r['bytes_in']:>7.2f} {r['requests']:>5}  "
               f"{r['status']}", flush=True)
         ops = ", ".join(f"{k} {v}" for k, v in sorted(r["ops"].items(), key=lambda kv: -kv[1]))
         for line in r["notes"] + ([f"requests: {ops}"] if ops else []):
@@ -561,24 +582,25 @@ class Bench:
         for r in self.rows:
             if r["name"] in BASELINES and r["status"].startswith("ok"):
                 best[r["phase"]] = max(best.get(r["phase"], 0), r["gbps"])
-        print("| run | row | wall s | GB/s | ÷ cap | ÷ best baseline | client CPU s | emulator CPU s | "
+        print("| run | row | wall s | GB/s | ÷ cap | ÷ best baseline | CPU s client / emulator / other | "
               "client peak RSS | shim cache peak | bytes in ÷ size | requests | check | notes |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
         for r in self.rows:
             if r["status"] == "FAILED":
                 notes = "; ".join(r["notes"]).replace("|", "\\|")
-                print(f"| {r['phase']} | {r['name']} | {r['wall']:.2f} | | | | | | | | | | FAILED | {notes} |")
+                print(f"| {r['phase']} | {r['name']} | {r['wall']:.2f} | | | | | | | | | FAILED | {notes} |")
                 continue
             cap = f"{r['of_cap']:.2f}" if "of_cap" in r else ""
             rel = f"{r['gbps'] / best[r['phase']]:.2f}" if r["phase"] in best else ""
             cache = f"{r['cache_peak'] / MiB:.0f} MiB" if r["cache_peak"] is not None else ""
             notes = "; ".join(r["notes"]).replace("|", "\\|")
             print(f"| {r['phase']} | {r['name']} | {r['wall']:.2f} | {r['gbps']:.2f} | {cap} | {rel} | "
-                  f"{r['cpu']:.1f} | {r['emu_cpu']:.1f} | {r['rss'] / MiB:.0f} MiB | {cache} | {r['bytes_in']:.2f} | "
+                  f"{r['cpu']:.1f} / {r['emu_cpu']:.1f} / {r['other']:.1f} | {r['rss'] / MiB:.0f} MiB | {cache} | {r['bytes_in']:.2f} | "
                   f"{r['requests']} | {r['status']} | {notes} |")
         print("\nwall: the client process from start to exit (node and aws start-up included). GB/s: size ÷ wall. "
               "÷ best baseline: GB/s over the fastest ali-oss/aws row of the same run. CPU: user+sys of the "
-              "client (with what it waited for) and of the emulator. shim cache peak: bytes under the "
+              "client (with what it waited for), of the emulator, and of anything else on the machine meanwhile "
+              "(a large figure means the row was disturbed). shim cache peak: bytes under the "
               "shim's private OSSSHIM_CACHE_DIR (sampled every 50 ms). bytes in: the emulator's request-body "
               "bytes ÷ size. check: the object under the emulator's --root compared byte for byte with the "
               "source.\n")
