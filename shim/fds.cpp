@@ -38,15 +38,31 @@ std::string display_of(int fd) {
 
 void attach(int fd, std::shared_ptr<vfs::OpenFile> file) {
   Globals& g = globals();
-  g.fd_file[fd].store(std::move(file), std::memory_order_release);
+  file->descriptors.fetch_add(1);
+  auto old = g.fd_file[fd].exchange(std::move(file), std::memory_order_acq_rel);
+  if (old) old->descriptors.fetch_sub(1);
   if (!g.fd_is_virtual[fd].exchange(true, std::memory_order_acq_rel)) g.virtual_fds.fetch_add(1);
 }
 
-void detach(int fd) {
+std::shared_ptr<vfs::OpenFile> detach(int fd) {
   Globals& g = globals();
-  if (fd < 0 || fd >= kMaxFds) return;
+  if (fd < 0 || fd >= kMaxFds) return nullptr;
   if (g.fd_is_virtual[fd].exchange(false, std::memory_order_acq_rel)) g.virtual_fds.fetch_sub(1);
-  g.fd_file[fd].store(nullptr, std::memory_order_release);
+  auto f = g.fd_file[fd].exchange(nullptr, std::memory_order_acq_rel);
+  if (f && f->descriptors.fetch_sub(1) == 1 && f->writer) return f;
+  return nullptr;
+}
+
+int finish_close(const std::shared_ptr<vfs::OpenFile>& last, int result) {
+  if (!last) return result;
+  vfs::Vfs* fs = filesystem();
+  if (!fs) return result;
+  auto st = fs->close_file(*last);
+  if (!st) {
+    errno = st.error().err ? st.error().err : EIO;  // close_file logged it
+    return -1;
+  }
+  return result;
 }
 
 namespace {
@@ -161,7 +177,7 @@ void fill_stat(const std::string& display, const vfs::Attr& a, St* st) {
   std::memset(st, 0, sizeof *st);
   st->st_dev = kDevice;
   st->st_ino = inode_of(display);
-  st->st_mode = a.dir ? (S_IFDIR | 0555) : (S_IFREG | 0444);
+  st->st_mode = a.dir ? (S_IFDIR | 0755) : (S_IFREG | 0644);
   st->st_nlink = a.dir ? 2 : 1;
   st->st_uid = getuid();
   st->st_gid = getgid();
@@ -179,9 +195,30 @@ ssize_t virtual_read(int fd, void* buf, size_t len, off_t off) {
   vfs::Vfs* fs = filesystem();
   if (!fs) return -1;
   if (f->attr.dir) return fail(EISDIR);
+  if ((f->status_flags.load() & O_ACCMODE) == O_WRONLY) return fail(EBADF);
   if (off < 0 && off != -1) return fail(EINVAL);
   std::uint64_t at = off < 0 ? f->offset.load() : static_cast<std::uint64_t>(off);
   auto r = fs->read(*f, static_cast<char*>(buf), len, at);
+  if (!r) return fail(r.error());
+  if (off < 0) f->offset.store(at + r.value());
+  return static_cast<ssize_t>(r.value());
+}
+
+ssize_t virtual_write(int fd, const void* buf, size_t len, off_t off) {
+  auto f = file_of(fd);
+  if (!f) return fail(EBADF);
+  if (f->attr.dir) return fail(EISDIR);
+  if (!f->writer || (f->status_flags.load() & O_ACCMODE) == O_RDONLY) return fail(EBADF);
+  vfs::Vfs* fs = filesystem();
+  if (!fs) return -1;
+  if (off < 0 && off != -1) return fail(EINVAL);
+  if (len == 0) return 0;
+  // One writer at a time moves the offset (O_APPEND: to the end first), as the kernel does.
+  std::lock_guard lock(f->offset_mu);
+  std::uint64_t at = off >= 0                              ? static_cast<std::uint64_t>(off)
+                     : (f->status_flags.load() & O_APPEND) ? fs->size_of(*f)
+                                                           : f->offset.load();
+  auto r = fs->write(*f, static_cast<const char*>(buf), len, at);
   if (!r) return fail(r.error());
   if (off < 0) f->offset.store(at + r.value());
   return static_cast<ssize_t>(r.value());

@@ -38,7 +38,7 @@ namespace ossshim::shim {
 int open_virtual(const vfs::VPath& p, int flags) {
   vfs::Vfs* fs = filesystem();
   if (!fs) return -1;
-  auto f = fs->open(p);
+  int access = flags & O_ACCMODE;
   auto refuse = [&](int err, const char* why) {
     Error e;
     e.err = err;
@@ -47,23 +47,24 @@ int open_virtual(const vfs::VPath& p, int flags) {
     e.message = why;
     return fail(e);
   };
-  if (!f) {
-    if (f.error().err == ENOENT && (flags & O_CREAT))
-      return refuse(EROFS, "cannot create: the prefix is read-only");
-    return fail(f.error());
-  }
-  if ((flags & O_CREAT) && (flags & O_EXCL)) return refuse(EEXIST, "exists (O_CREAT|O_EXCL)");
-  int access = flags & O_ACCMODE;
+  bool writes = access != O_RDONLY || (flags & O_TRUNC);
+  auto f = writes ? fs->open_write(p, flags) : fs->open(p);
+  if (!f && !writes && f.error().err == ENOENT && (flags & O_CREAT))
+    f = fs->open_write(p, flags);  // O_RDONLY|O_CREAT of a new name creates it, as open(2) does
+  if (!f) return fail(f.error());
+  if (!writes && (flags & O_CREAT) && (flags & O_EXCL) && !(*f)->writer)
+    return refuse(EEXIST, "exists (O_CREAT|O_EXCL)");
   if ((*f)->attr.dir) {
     if (access != O_RDONLY) return refuse(EISDIR, "is a directory");
-  } else {
-    if (flags & O_DIRECTORY) return refuse(ENOTDIR, "not a directory");
-    if (access != O_RDONLY || (flags & O_TRUNC))
-      return refuse(EROFS, "cannot write: the prefix is read-only");
+  } else if (flags & O_DIRECTORY) {
+    return refuse(ENOTDIR, "not a directory");
   }
   int kept = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_PATH;
   (*f)->status_flags.store((flags & kept) | O_LARGEFILE);
-  return register_file(std::move(f.value()), flags & O_CLOEXEC);
+  auto file = std::move(f.value());
+  int fd = register_file(file, flags & O_CLOEXEC);
+  if (fd < 0 && file->writer) (void)fs->close_file(*file);
+  return fd;
 }
 
 namespace {
@@ -96,12 +97,38 @@ ssize_t read_iov(int fd, const struct iovec* iov, int count, off_t off, bool use
   return total;
 }
 
+ssize_t write_iov(int fd, const struct iovec* iov, int count, off_t off, bool use_offset) {
+  if (count < 0 || count > IOV_MAX) return fail(EINVAL);
+  ssize_t total = 0;
+  for (int i = 0; i < count; ++i) {
+    if (iov[i].iov_len == 0) continue;
+    ssize_t n = virtual_write(fd, iov[i].iov_base, iov[i].iov_len, use_offset ? -1 : off + total);
+    if (n < 0) return total > 0 ? total : -1;
+    total += n;
+    if (static_cast<size_t>(n) < iov[i].iov_len) break;
+  }
+  return total;
+}
+
+int truncate_fd(int fd, off_t size) {
+  auto f = file_of(fd);
+  if (!f) return fail(EBADF);
+  if (size < 0) return fail(EINVAL);
+  if (f->attr.dir || !f->writer || (f->status_flags.load() & O_ACCMODE) == O_RDONLY)
+    return fail(EINVAL);  // what the kernel says for a descriptor not open for writing
+  vfs::Vfs* fs = filesystem();
+  if (!fs) return -1;
+  auto st = fs->truncate(*f, static_cast<std::uint64_t>(size));
+  return st ? 0 : fail(st.error());
+}
+
 }  // namespace
 
 off_t virtual_seek(int fd, off_t off, int whence) {
   auto f = file_of(fd);
   if (!f) return fail(EBADF);
-  std::uint64_t size = f->attr.dir ? 0 : f->attr.size;
+  vfs::Vfs* fs = filesystem();
+  std::uint64_t size = f->attr.dir || !fs ? 0 : fs->size_of(*f);
   off_t base;
   switch (whence) {
     case SEEK_SET:
@@ -131,30 +158,49 @@ off_t virtual_seek(int fd, off_t off, int whence) {
 
 namespace {
 
-// Copies from a virtual descriptor into any writable one (copy_file_range, sendfile).
-ssize_t copy_out(int in, off_t* in_off, int out, off_t* out_off, size_t len) {
-  auto f = file_of(in);
-  if (!f) return fail(EBADF);
-  if (f->attr.dir) return fail(EISDIR);
+// copy_file_range and sendfile when either side is virtual: through a buffer, reading and
+// writing each side with the shim's or glibc's calls as the side requires.
+ssize_t copy_through(int in, off_t* in_off, int out, off_t* out_off, size_t len) {
+  bool vin = virtual_fd(in), vout = virtual_fd(out);
+  auto source = vin ? file_of(in) : nullptr;
+  if (vin && !source) return fail(EBADF);
+  if (source && source->attr.dir) return fail(EISDIR);
+  auto get = [&](char* buf, size_t n, off_t at) -> ssize_t {
+    if (vin) return virtual_read(in, buf, n, at);
+    return at >= 0 ? REAL(pread)(in, buf, n, at) : REAL(read)(in, buf, n);
+  };
+  auto put = [&](const char* buf, size_t n, off_t at) -> ssize_t {
+    if (vout) return virtual_write(out, buf, n, at);
+    return at >= 0 ? REAL(pwrite)(out, buf, n, at) : REAL(write)(out, buf, n);
+  };
   len = std::min<size_t>(len, 16 << 20);  // one call moves at most 16 MiB, as the kernel may
   std::vector<char> buf(std::min<size_t>(len, 4 << 20));
   size_t done = 0;
   while (done < len) {
     size_t want = std::min(buf.size(), len - done);
-    ssize_t n = in_off ? virtual_read(in, buf.data(), want, *in_off + static_cast<off_t>(done))
-                       : virtual_read(in, buf.data(), want, -1);
-    if (n < 0) return done ? static_cast<ssize_t>(done) : -1;
+    ssize_t n = get(buf.data(), want, in_off ? *in_off + static_cast<off_t>(done) : -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (done == 0) return -1;  // nothing moved: the read's error is the call's
+      break;
+    }
     if (n == 0) break;
     size_t written = 0;
     while (written < static_cast<size_t>(n)) {
-      ssize_t w = out_off ? REAL(pwrite)(out, buf.data() + written, n - written, *out_off + done + written)
-                          : REAL(write)(out, buf.data() + written, n - written);
+      ssize_t w = put(buf.data() + written, n - written,
+                      out_off ? *out_off + static_cast<off_t>(done + written) : -1);
       if (w < 0) {
         if (errno == EINTR) continue;
-        if (!in_off) f->offset.fetch_sub(n - written);  // give back what was not written
+        // Give back what was read but not written, so a retry resumes at the right place.
+        if (!in_off) {
+          if (source)
+            source->offset.fetch_sub(n - written);
+          else
+            REAL(lseek)(in, -static_cast<off_t>(n - written), SEEK_CUR);
+        }
         done += written;
-        if (in_off) *in_off += done;
-        if (out_off) *out_off += done;
+        if (in_off) *in_off += static_cast<off_t>(done);
+        if (out_off) *out_off += static_cast<off_t>(done);
         return done ? static_cast<ssize_t>(done) : -1;
       }
       written += static_cast<size_t>(w);
@@ -374,6 +420,50 @@ ssize_t preadv64v2(int fd, const struct iovec* iov, int count, off64_t off, int 
   return read_iov(fd, iov, count, off, off == -1);
 }
 
+ssize_t write(int fd, const void* buf, size_t n) {
+  if (!virtual_fd(fd)) return REAL(write)(fd, buf, n);
+  return virtual_write(fd, buf, n, -1);
+}
+ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) {
+  if (!virtual_fd(fd)) return REAL(pwrite)(fd, buf, n, off);
+  return off < 0 ? fail(EINVAL) : virtual_write(fd, buf, n, off);
+}
+ssize_t pwrite64(int fd, const void* buf, size_t n, off64_t off) {
+  if (!virtual_fd(fd)) return REAL(pwrite64)(fd, buf, n, off);
+  return off < 0 ? fail(EINVAL) : virtual_write(fd, buf, n, off);
+}
+ssize_t writev(int fd, const struct iovec* iov, int count) {
+  if (!virtual_fd(fd)) return REAL(writev)(fd, iov, count);
+  return write_iov(fd, iov, count, 0, true);
+}
+ssize_t pwritev(int fd, const struct iovec* iov, int count, off_t off) {
+  if (!virtual_fd(fd)) return REAL(pwritev)(fd, iov, count, off);
+  return off < 0 ? fail(EINVAL) : write_iov(fd, iov, count, off, false);
+}
+ssize_t pwritev64(int fd, const struct iovec* iov, int count, off64_t off) {
+  if (!virtual_fd(fd)) return REAL(pwritev64)(fd, iov, count, off);
+  return off < 0 ? fail(EINVAL) : write_iov(fd, iov, count, off, false);
+}
+ssize_t pwritev2(int fd, const struct iovec* iov, int count, off_t off, int flags) {
+  if (!virtual_fd(fd)) return REAL(pwritev2)(fd, iov, count, off, flags);
+  if (off < -1) return fail(EINVAL);
+  return write_iov(fd, iov, count, off, off == -1);
+}
+ssize_t pwritev64v2(int fd, const struct iovec* iov, int count, off64_t off, int flags) {
+  if (!virtual_fd(fd)) return REAL(pwritev64v2)(fd, iov, count, off, flags);
+  if (off < -1) return fail(EINVAL);
+  return write_iov(fd, iov, count, off, off == -1);
+}
+
+int ftruncate(int fd, off_t size) {
+  if (!virtual_fd(fd)) return REAL(ftruncate)(fd, size);
+  return truncate_fd(fd, size);
+}
+int ftruncate64(int fd, off64_t size) {
+  if (!virtual_fd(fd)) return REAL(ftruncate64)(fd, size);
+  return truncate_fd(fd, size);
+}
+
 off_t lseek(int fd, off_t off, int whence) {
   if (!virtual_fd(fd)) return REAL(lseek)(fd, off, whence);
   return virtual_seek(fd, off, whence);
@@ -385,22 +475,31 @@ off64_t lseek64(int fd, off64_t off, int whence) {
 
 int close(int fd) {
   // In a vfork()ed child the tables are the parent's memory: only the kernel fd is closed.
-  if (virtual_fd(fd) && !in_vfork_child()) detach(fd);
-  return REAL(close)(fd);
+  if (!virtual_fd(fd) || in_vfork_child()) return REAL(close)(fd);
+  // The last descriptor of a file open for writing commits it: close reports the upload's fate.
+  auto last = detach(fd);
+  return finish_close(last, REAL(close)(fd));
 }
 int close_range(unsigned first, unsigned last, int flags) {
+  std::vector<std::shared_ptr<vfs::OpenFile>> closing;
   if (globals().virtual_fds.load() > 0 && !(flags & CLOSE_RANGE_CLOEXEC) && !in_vfork_child()) {
     for (unsigned fd = first; fd <= last && fd < static_cast<unsigned>(kMaxFds); ++fd)
-      if (virtual_fd(static_cast<int>(fd))) detach(static_cast<int>(fd));
+      if (virtual_fd(static_cast<int>(fd)))
+        if (auto f = detach(static_cast<int>(fd))) closing.push_back(std::move(f));
   }
-  return REAL(close_range)(first, last, flags);
+  int r = REAL(close_range)(first, last, flags);
+  for (auto& f : closing) finish_close(f, 0);  // failures are logged; close_range has no file to blame
+  return r;
 }
 void closefrom(int lowfd) {
+  std::vector<std::shared_ptr<vfs::OpenFile>> closing;
   if (globals().virtual_fds.load() > 0 && !in_vfork_child()) {
     for (int fd = std::max(lowfd, 0); fd < kMaxFds; ++fd)
-      if (virtual_fd(fd)) detach(fd);
+      if (virtual_fd(fd))
+        if (auto f = detach(fd)) closing.push_back(std::move(f));
   }
   REAL(closefrom)(lowfd);
+  for (auto& f : closing) finish_close(f, 0);
 }
 
 int dup(int fd) {
@@ -413,16 +512,20 @@ int dup2(int oldfd, int newfd) {
   auto f = file_of(oldfd);
   int r = REAL(dup2)(oldfd, newfd);
   if (r < 0 || oldfd == newfd || in_vfork_child()) return r;
-  detach(newfd);
-  return f ? adopt_dup(r, f) : r;
+  auto replaced = detach(newfd);
+  r = f ? adopt_dup(r, f) : r;
+  finish_close(replaced, 0);  // newfd's old file, if it was the last descriptor of a writer
+  return r;
 }
 int dup3(int oldfd, int newfd, int flags) {
   if (!virtual_fd(oldfd) && !virtual_fd(newfd)) return REAL(dup3)(oldfd, newfd, flags);
   auto f = file_of(oldfd);
   int r = REAL(dup3)(oldfd, newfd, flags);
   if (r < 0 || in_vfork_child()) return r;
-  detach(newfd);
-  return f ? adopt_dup(r, f) : r;
+  auto replaced = detach(newfd);
+  r = f ? adopt_dup(r, f) : r;
+  finish_close(replaced, 0);
+  return r;
 }
 
 static int virtual_fcntl(int fd, int cmd, void* arg) {
@@ -442,14 +545,23 @@ static int virtual_fcntl(int fd, int cmd, void* arg) {
     }
     case F_GETLK:
     case F_OFD_GETLK:
-      static_cast<struct flock*>(arg)->l_type = F_UNLCK;  // no one can write: no conflicting lock
-      return 0;
     case F_SETLK:
     case F_SETLKW:
     case F_OFD_SETLK:
-    case F_OFD_SETLKW:
-      // A write lock needs a descriptor open for writing, as on a local file.
-      return static_cast<struct flock*>(arg)->l_type == F_WRLCK ? fail(EBADF) : 0;
+    case F_OFD_SETLKW: {
+      // Record locks live on a real file standing for the path: they hold between processes of
+      // the node. A write lock needs a descriptor open for writing, as on a local file.
+      auto* lk = static_cast<struct flock*>(arg);
+      int access = f->status_flags.load() & O_ACCMODE;
+      if ((cmd == F_SETLK || cmd == F_SETLKW || cmd == F_OFD_SETLK || cmd == F_OFD_SETLKW) &&
+          ((lk->l_type == F_WRLCK && access == O_RDONLY) || (lk->l_type == F_RDLCK && access == O_WRONLY)))
+        return fail(EBADF);
+      vfs::Vfs* fs = filesystem();
+      if (!fs) return -1;
+      auto lock_fd = fs->lock_fd(*f);
+      if (!lock_fd) return fail(lock_fd.error());
+      return REAL(fcntl)(*lock_fd, cmd, arg);
+    }
     default:
       return REAL(fcntl)(fd, cmd, arg);  // F_GETFD/F_SETFD on the reserved descriptor
   }
@@ -472,7 +584,12 @@ int fcntl64(int fd, int cmd, ...) {
 }
 int flock(int fd, int op) {
   if (!virtual_fd(fd)) return REAL(flock)(fd, op);
-  return 0;  // nothing on the node can modify a read-only object
+  auto f = file_of(fd);
+  vfs::Vfs* fs = filesystem();
+  if (!f || !fs) return fail(EBADF);
+  auto lock_fd = fs->lock_fd(*f);  // one per open file, as flock locks belong to open files
+  if (!lock_fd) return fail(lock_fd.error());
+  return REAL(flock)(*lock_fd, op);
 }
 
 int posix_fadvise(int fd, off_t off, off_t len, int advice) {
@@ -505,19 +622,16 @@ void* mmap64(void* addr, size_t len, int prot, int flags, int fd, off64_t off) {
 
 ssize_t copy_file_range(int in, off64_t* in_off, int out, off64_t* out_off, size_t len, unsigned flags) {
   if (!virtual_fd(in) && !virtual_fd(out)) return REAL(copy_file_range)(in, in_off, out, out_off, len, flags);
-  if (virtual_fd(out)) return fail(EBADF);  // not open for writing
   if (flags != 0) return fail(EINVAL);
-  return copy_out(in, in_off, out, out_off, len);
+  return copy_through(in, in_off, out, out_off, len);
 }
 ssize_t sendfile(int out, int in, off_t* off, size_t count) {
   if (!virtual_fd(in) && !virtual_fd(out)) return REAL(sendfile)(out, in, off, count);
-  if (virtual_fd(out)) return fail(EBADF);
-  return copy_out(in, off, out, nullptr, count);
+  return copy_through(in, off, out, nullptr, count);
 }
 ssize_t sendfile64(int out, int in, off64_t* off, size_t count) {
   if (!virtual_fd(in) && !virtual_fd(out)) return REAL(sendfile64)(out, in, off, count);
-  if (virtual_fd(out)) return fail(EBADF);
-  return copy_out(in, off, out, nullptr, count);
+  return copy_through(in, off, out, nullptr, count);
 }
 
 }  // extern "C"

@@ -1,7 +1,8 @@
 #undef _FILE_OFFSET_BITS
 // Metadata: the stat family, access, realpath, readlink, extended attributes, statfs, and the
-// current directory (chdir into the prefix makes relative paths virtual); namespace changes on
-// the read-only prefix fail as on a read-only file system.
+// current directory (chdir into the prefix makes relative paths virtual); namespace changes
+// (mkdir, unlink, rmdir, rename, truncate) and the attribute changes downloaders make (times,
+// modes, owners: accepted, OSS keeps none of them).
 #include <fcntl.h>
 #include <linux/limits.h>
 #include <stdarg.h>
@@ -9,9 +10,12 @@
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
+#include <sys/time.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include <utime.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -54,7 +58,10 @@ template <class St>
 int stat_fd(int fd, St* st) {
   auto f = file_of(fd);
   if (!f) return fail(EBADF);
-  fill_stat(f->display, f->attr, st);
+  vfs::Attr a = f->attr;
+  if (f->writer)
+    if (vfs::Vfs* fs = filesystem()) a.size = fs->size_of(*f);  // what was written so far
+  fill_stat(f->display, a, st);
   return 0;
 }
 
@@ -81,7 +88,6 @@ int fill_statx(int fd, const vfs::VPath* p, struct statx* stx) {
 int access_virtual(const vfs::VPath& p, int mode) {
   vfs::Attr a;
   if (stat_virtual(p, a) != 0) return -1;
-  if (mode & W_OK) return fail(EROFS);
   if ((mode & X_OK) && !a.dir) return fail(EACCES);
   return 0;
 }
@@ -116,7 +122,7 @@ void fill_statfs(Sfs* s) {
   s->f_bfree = s->f_bavail = 1ull << 30;
   s->f_files = s->f_ffree = 1ull << 40;
   s->f_namelen = 1023;  // OSS's key length limit
-  s->f_flags = ST_RDONLY | ST_NOSUID | ST_NODEV;
+  s->f_flags = ST_NOSUID | ST_NODEV;
 }
 template <class Svfs>
 void fill_statvfs(Svfs* s) {
@@ -127,7 +133,7 @@ void fill_statvfs(Svfs* s) {
   s->f_bfree = s->f_bavail = 1ull << 30;
   s->f_files = s->f_ffree = s->f_favail = 1ull << 40;
   s->f_namemax = 1023;
-  s->f_flag = ST_RDONLY | ST_NOSUID | ST_NODEV;
+  s->f_flag = ST_NOSUID | ST_NODEV;
 }
 
 int chdir_virtual(const std::string& display, bool dir) {
@@ -164,26 +170,61 @@ char* getcwd_virtual(char* buf, size_t size) {
   return buf;
 }
 
-// Namespace changes on the read-only prefix: ENOENT for what does not exist, else EROFS.
-int refuse_change(const vfs::VPath& p, bool must_exist) {
-  vfs::Attr a;
-  int r = stat_virtual(p, a);
-  if (must_exist && r != 0) return -1;
-  if (!must_exist && r == 0) return fail(EEXIST);
-  Error e;
-  e.err = EROFS;
-  e.op = "change";
-  e.target = filesystem()->display(p);
-  e.message = "the prefix is read-only (writes arrive with the write path)";
-  return fail(e);
+// Runs a namespace change; 0 or -1/errno (logged).
+int change(const Status& st) {
+  return st ? 0 : fail(st.error());
 }
 
-// rename with either side under the prefix: EXDEV across the boundary, else read-only.
-bool rename_virtual(int fromfd, const char* from, int tofd, const char* to, int& result) {
+// rename with either side under the prefix: EXDEV across the boundary (programs then copy and
+// delete, as between two file systems).
+bool rename_virtual(int fromfd, const char* from, int tofd, const char* to, unsigned flags, int& result) {
   Target a(fromfd, from), b(tofd, to);
   if (!a.handled && !b.handled) return false;
-  result = a.handled != b.handled ? fail(EXDEV) : refuse_change(a.path, true);
+  if (a.handled != b.handled) {
+    result = fail(EXDEV);
+  } else if (flags & ~RENAME_NOREPLACE) {
+    result = fail(EINVAL);  // RENAME_EXCHANGE, RENAME_WHITEOUT: no such thing in OSS
+  } else if (vfs::Vfs* fs = filesystem(); !fs) {
+    result = -1;
+  } else if (vfs::Attr existing; (flags & RENAME_NOREPLACE) && stat_virtual(b.path, existing) == 0) {
+    result = fail(EEXIST);
+  } else {
+    result = change(fs->rename(a.path, b.path));
+  }
   return true;
+}
+
+// Times, modes and owners: accepted when the path exists (tar, cp -p, shutil.copy2 and
+// downloaders set them); OSS keeps none of them.
+int accept_attribute_change(const vfs::VPath& p) {
+  vfs::Attr a;
+  return stat_virtual(p, a);
+}
+
+int unlink_virtual(const vfs::VPath& p, bool dir) {
+  vfs::Vfs* fs = filesystem();
+  if (!fs) return -1;
+  return change(dir ? fs->rmdir(p) : fs->unlink(p));
+}
+
+int mkdir_virtual(const vfs::VPath& p) {
+  vfs::Vfs* fs = filesystem();
+  if (!fs) return -1;
+  return change(fs->mkdir(p));
+}
+
+int truncate_virtual(const vfs::VPath& p, off_t len) {
+  if (len < 0) return fail(EINVAL);
+  vfs::Vfs* fs = filesystem();
+  if (!fs) return -1;
+  return change(fs->truncate(p, static_cast<std::uint64_t>(len)));
+}
+
+int sync_virtual(int fd) {
+  auto f = file_of(fd);
+  vfs::Vfs* fs = filesystem();
+  if (!f || !fs) return fail(EBADF);
+  return change(fs->sync(*f));  // a writer's object is complete in OSS when this returns
 }
 }  // namespace
 }  // namespace ossshim::shim
@@ -415,46 +456,103 @@ char* get_current_dir_name(void) {
 
 int fsync(int fd) {
   if (!virtual_fd(fd)) return REAL(fsync)(fd);
-  return 0;  // nothing to flush on a read-only file
+  return sync_virtual(fd);
 }
 int fdatasync(int fd) {
   if (!virtual_fd(fd)) return REAL(fdatasync)(fd);
-  return 0;
+  return sync_virtual(fd);
 }
 
-// Changes to the read-only prefix (the write-path issue replaces these).
 int mkdir(const char* path, mode_t mode) {
-  WITH_TARGET(AT_FDCWD, path, refuse_change(t.path, false), REAL(mkdir)(path, mode));
+  WITH_TARGET(AT_FDCWD, path, mkdir_virtual(t.path), REAL(mkdir)(path, mode));
 }
 int mkdirat(int dirfd, const char* path, mode_t mode) {
-  WITH_TARGET(dirfd, path, refuse_change(t.path, false), REAL(mkdirat)(dirfd, path, mode));
+  WITH_TARGET(dirfd, path, mkdir_virtual(t.path), REAL(mkdirat)(dirfd, path, mode));
 }
 int unlink(const char* path) {
-  WITH_TARGET(AT_FDCWD, path, refuse_change(t.path, true), REAL(unlink)(path));
+  WITH_TARGET(AT_FDCWD, path, unlink_virtual(t.path, false), REAL(unlink)(path));
 }
 int unlinkat(int dirfd, const char* path, int flags) {
-  WITH_TARGET(dirfd, path, refuse_change(t.path, true), REAL(unlinkat)(dirfd, path, flags));
+  WITH_TARGET(dirfd, path, unlink_virtual(t.path, flags & AT_REMOVEDIR), REAL(unlinkat)(dirfd, path, flags));
 }
 int rmdir(const char* path) {
-  WITH_TARGET(AT_FDCWD, path, refuse_change(t.path, true), REAL(rmdir)(path));
+  WITH_TARGET(AT_FDCWD, path, unlink_virtual(t.path, true), REAL(rmdir)(path));
+}
+int remove(const char* path) {
+  // glibc's remove calls unlink and rmdir internally, out of the shim's sight.
+  Target t(AT_FDCWD, path);
+  if (!t.handled) return REAL(remove)(path);
+  vfs::Attr a;
+  if (stat_virtual(t.path, a) != 0) return -1;
+  return unlink_virtual(t.path, a.dir);
 }
 int rename(const char* from, const char* to) {
   int r;
-  return rename_virtual(AT_FDCWD, from, AT_FDCWD, to, r) ? r : REAL(rename)(from, to);
+  return rename_virtual(AT_FDCWD, from, AT_FDCWD, to, 0, r) ? r : REAL(rename)(from, to);
 }
 int renameat(int fromfd, const char* from, int tofd, const char* to) {
   int r;
-  return rename_virtual(fromfd, from, tofd, to, r) ? r : REAL(renameat)(fromfd, from, tofd, to);
+  return rename_virtual(fromfd, from, tofd, to, 0, r) ? r : REAL(renameat)(fromfd, from, tofd, to);
 }
 int renameat2(int fromfd, const char* from, int tofd, const char* to, unsigned flags) {
   int r;
-  return rename_virtual(fromfd, from, tofd, to, r) ? r : REAL(renameat2)(fromfd, from, tofd, to, flags);
+  return rename_virtual(fromfd, from, tofd, to, flags, r) ? r
+                                                          : REAL(renameat2)(fromfd, from, tofd, to, flags);
 }
 int truncate(const char* path, off_t len) {
-  WITH_TARGET(AT_FDCWD, path, refuse_change(t.path, true), REAL(truncate)(path, len));
+  WITH_TARGET(AT_FDCWD, path, truncate_virtual(t.path, len), REAL(truncate)(path, len));
 }
 int truncate64(const char* path, off64_t len) {
-  WITH_TARGET(AT_FDCWD, path, refuse_change(t.path, true), REAL(truncate64)(path, len));
+  WITH_TARGET(AT_FDCWD, path, truncate_virtual(t.path, len), REAL(truncate64)(path, len));
+}
+
+// Attribute changes: no-ops on virtual paths and descriptors.
+int chmod(const char* path, mode_t mode) {
+  WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path), REAL(chmod)(path, mode));
+}
+int fchmodat(int dirfd, const char* path, mode_t mode, int flags) {
+  WITH_TARGET(dirfd, path, accept_attribute_change(t.path), REAL(fchmodat)(dirfd, path, mode, flags));
+}
+int fchmod(int fd, mode_t mode) {
+  if (!virtual_fd(fd)) return REAL(fchmod)(fd, mode);
+  return 0;
+}
+int chown(const char* path, uid_t uid, gid_t gid) {
+  WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path), REAL(chown)(path, uid, gid));
+}
+int lchown(const char* path, uid_t uid, gid_t gid) {
+  WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path), REAL(lchown)(path, uid, gid));
+}
+int fchownat(int dirfd, const char* path, uid_t uid, gid_t gid, int flags) {
+  WITH_TARGET(dirfd, path, accept_attribute_change(t.path), REAL(fchownat)(dirfd, path, uid, gid, flags));
+}
+int fchown(int fd, uid_t uid, gid_t gid) {
+  if (!virtual_fd(fd)) return REAL(fchown)(fd, uid, gid);
+  return 0;
+}
+int utime(const char* path, const struct utimbuf* times) {
+  WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path), REAL(utime)(path, times));
+}
+int utimes(const char* path, const struct timeval times[2]) {
+  WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path), REAL(utimes)(path, times));
+}
+int lutimes(const char* path, const struct timeval times[2]) {
+  WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path), REAL(lutimes)(path, times));
+}
+int futimes(int fd, const struct timeval times[2]) {
+  if (!virtual_fd(fd)) return REAL(futimes)(fd, times);
+  return 0;
+}
+int futimens(int fd, const struct timespec times[2]) {
+  if (!virtual_fd(fd)) return REAL(futimens)(fd, times);
+  return 0;
+}
+int utimensat(int dirfd, const char* path, const struct timespec times[2], int flags) {
+  // futimens reaches here with a null path in some glibc versions (declared nonnull, hence the
+  // volatile read).
+  const char* volatile checked = path;
+  if (checked == nullptr) return virtual_fd(dirfd) ? 0 : REAL(utimensat)(dirfd, path, times, flags);
+  WITH_TARGET(dirfd, path, accept_attribute_change(t.path), REAL(utimensat)(dirfd, path, times, flags));
 }
 
 }  // extern "C"

@@ -53,8 +53,11 @@ void adopt_inherited_fds();
 void adopt_std_streams();
 // Makes `fd` (already a kernel descriptor) refer to `file`.
 void attach(int fd, std::shared_ptr<vfs::OpenFile> file);
-// Forgets `fd` (before the kernel descriptor is closed).
-void detach(int fd);
+// Forgets `fd` (before the kernel descriptor is closed). Returns its open file when this was the
+// file's last descriptor and the file was open for writing: pass it to finish_close.
+std::shared_ptr<vfs::OpenFile> detach(int fd);
+// After the kernel descriptor is closed: commits `last` (if any); `result` or -1/errno.
+int finish_close(const std::shared_ptr<vfs::OpenFile>& last, int result);
 
 // Sets errno and returns -1; logs `e` (ENOENT at debug level: programs probe for files).
 int fail(const Error& e);
@@ -69,6 +72,9 @@ void fill_stat(const std::string& display, const vfs::Attr& a, St* st);
 
 // Reads from a virtual descriptor at `off` (or at and advancing the file offset when off < 0).
 ssize_t virtual_read(int fd, void* buf, size_t len, off_t off);
+
+// Writes to a virtual descriptor at `off` (or at and advancing the file offset when off < 0).
+ssize_t virtual_write(int fd, const void* buf, size_t len, off_t off);
 
 // lseek on a virtual descriptor.
 off_t virtual_seek(int fd, off_t off, int whence);

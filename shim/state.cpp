@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 
@@ -42,8 +43,13 @@ void init_filesystem() {
     log::error(fs.error().to_string());
     return;
   }
-  g_vfs = fs.value().release();          // lives until exit: threads of any kind may still use it
-  std::atexit([] { g_vfs->detach(); });  // give back our claims and pins in the shared cache
+  g_vfs = fs.value().release();  // lives until exit: threads of any kind may still use it
+  // At exit: stdio buffers reach their files first (glibc flushes only after atexit handlers),
+  // then files still open for writing are committed and the shared cache is left.
+  std::atexit([] {
+    std::fflush(nullptr);
+    g_vfs->detach();
+  });
   log::info("ossshim: " + config->prefix + " -> " + config->endpoint + " (credentials from " + creds->source +
             ")");
 }

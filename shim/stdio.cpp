@@ -37,8 +37,15 @@ int fd_of(void* cookie) {
 ssize_t cookie_read(void* cookie, char* buf, size_t size) {
   return virtual_read(fd_of(cookie), buf, size, -1);
 }
-ssize_t cookie_write(void*, const char*, size_t) {
-  return fail(EBADF);
+ssize_t cookie_write(void* cookie, const char* buf, size_t size) {
+  // glibc treats a short count as an error: write it all.
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = virtual_write(fd_of(cookie), buf + done, size - done, -1);
+    if (n <= 0) return done ? static_cast<ssize_t>(done) : -1;
+    done += static_cast<size_t>(n);
+  }
+  return static_cast<ssize_t>(done);
 }
 int cookie_seek(void* cookie, off64_t* pos, int whence) {
   off_t r = virtual_seek(fd_of(cookie), *pos, whence);
@@ -48,6 +55,40 @@ int cookie_seek(void* cookie, off64_t* pos, int whence) {
 }
 int cookie_close(void* cookie) {
   return close(fd_of(cookie));
+}
+
+// Parses an fopen mode into open(2) flags ("r" O_RDONLY, "w" O_WRONLY|O_CREAT|O_TRUNC,
+// "a" O_WRONLY|O_CREAT|O_APPEND, "+" read and write, "x" O_EXCL, "e" O_CLOEXEC); -1 if invalid.
+int open_flags(const char* mode) {
+  int flags;
+  switch (mode[0]) {
+    case 'r':
+      flags = O_RDONLY;
+      break;
+    case 'w':
+      flags = O_WRONLY | O_CREAT | O_TRUNC;
+      break;
+    case 'a':
+      flags = O_WRONLY | O_CREAT | O_APPEND;
+      break;
+    default:
+      return -1;
+  }
+  for (const char* c = mode + 1; *c && *c != ','; ++c) {
+    if (*c == '+') flags = (flags & ~O_ACCMODE) | O_RDWR;
+    if (*c == 'x') flags |= O_EXCL;
+    if (*c == 'e') flags |= O_CLOEXEC;
+  }
+  return flags;
+}
+
+// The mode fopencookie understands for those flags.
+const char* cookie_mode(int flags) {
+  bool plus = (flags & O_ACCMODE) == O_RDWR;
+  if (flags & O_APPEND) return plus ? "a+" : "a";
+  if ((flags & O_ACCMODE) == O_RDONLY) return "r";
+  if (flags & O_TRUNC) return plus ? "w+" : "w";
+  return plus ? "r+" : "w";
 }
 
 // Parses an fopen mode: true if it only reads. `cloexec` is set by 'e'.
@@ -63,24 +104,12 @@ FILE* stream_for(int fd, const char* mode) {
   return f;
 }
 
-// A mode that writes gets the answer open(2) gives: EISDIR, EROFS, ENOENT for a missing parent ...
-void refuse_write(const vfs::VPath& p, const char* mode) {
-  int fd = open_virtual(p, (mode[0] == 'r' ? O_RDWR : O_WRONLY | O_CREAT | O_TRUNC));
-  if (fd >= 0) {
-    close(fd);
-    errno = EROFS;
-  }
-}
-
 FILE* fopen_virtual(const vfs::VPath& p, const char* mode) {
-  bool cloexec;
-  if (!read_only_mode(mode, cloexec)) {
-    refuse_write(p, mode);
-    return nullptr;
-  }
-  int fd = open_virtual(p, O_RDONLY | (cloexec ? O_CLOEXEC : 0));
+  int flags = open_flags(mode);
+  if (flags < 0) return (fail(EINVAL), nullptr);
+  int fd = open_virtual(p, flags);
   if (fd < 0) return nullptr;
-  FILE* f = stream_for(fd, "r");
+  FILE* f = stream_for(fd, cookie_mode(flags));
   if (!f) {
     int err = errno;
     close(fd);
@@ -297,7 +326,7 @@ FILE* call_real(FreopenFn real, const char* path, const char* mode, FILE* stream
 // glibc's freopen closes or replaces the stream's old descriptor with internal calls the shim
 // does not see: a virtual one is forgotten first.
 void forget_stream_fd(FILE* stream) {
-  if (stream && virtual_fd(stream->_fileno)) detach(stream->_fileno);
+  if (stream && virtual_fd(stream->_fileno)) finish_close(detach(stream->_fileno), 0);
 }
 
 // Logs one line for `what` failing on `path`; -1/errno.
@@ -322,8 +351,15 @@ FILE* freopen_virtual(const vfs::VPath& p, const char* path, const char* mode, F
   forget_stream_fd(stream);
   bool cloexec;
   if (!read_only_mode(mode, cloexec)) {
-    refuse_write(p, mode);
-    return fail_reopen(stream, real, errno);
+    // glibc would write such a stream with internal write() calls the shim cannot see.
+    Error e;
+    e.err = ENOTSUP;
+    e.op = "freopen";
+    e.target = path;
+    e.message = "reopening a stream for writing onto a virtual path is not supported; use fopen";
+    fail(e);
+    (void)p;
+    return fail_reopen(stream, real, ENOTSUP);
   }
   int vfd = open_virtual(p, O_RDONLY | O_CLOEXEC);
   if (vfd < 0) return fail_reopen(stream, real, errno);
@@ -393,9 +429,14 @@ FILE* fopen64(const char* path, const char* mode) {
 }
 FILE* fdopen(int fd, const char* mode) {
   if (!virtual_fd(fd)) return REAL(fdopen)(fd, mode);
-  bool cloexec;
-  if (!read_only_mode(mode, cloexec)) return (fail(EINVAL), nullptr);  // fd is read-only
-  return stream_for(fd, "r");
+  int flags = open_flags(mode);
+  auto f = file_of(fd);
+  if (flags < 0 || !f) return (fail(EINVAL), nullptr);
+  // The mode must fit how the descriptor was opened, as fdopen(3) requires.
+  int access = f->status_flags.load() & O_ACCMODE;
+  int wanted = flags & O_ACCMODE;
+  if (access != O_RDWR && wanted != access) return (fail(EINVAL), nullptr);
+  return stream_for(fd, cookie_mode(flags & ~(O_TRUNC | O_CREAT)));
 }
 
 FILE* freopen(const char* path, const char* mode, FILE* stream) {

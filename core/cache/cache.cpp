@@ -54,6 +54,9 @@ std::uint64_t mix(std::uint64_t x) {
 
 // A 128-bit identity hash of a byte string: two independent 64-bit lanes. Not OpenSSL's SHA-256 on
 // purpose: reads from atexit handlers and static destructors may come after OpenSSL's clean-up.
+}  // namespace
+
+// Shared with node.cpp.
 void identity_hash(std::string_view data, std::uint8_t out[16]) {
   std::uint64_t a = 0x9e3779b97f4a7c15ull ^ data.size(), b = 0xd6e8feb86659fd93ull + data.size();
   for (unsigned char ch : data) {
@@ -65,6 +68,8 @@ void identity_hash(std::string_view data, std::uint8_t out[16]) {
   std::memcpy(out, &a, 8);
   std::memcpy(out + 8, &b, 8);
 }
+
+namespace {
 
 // Field 22 of /proc/PID/stat: the start time in clock ticks since boot; 0 when unreadable.
 std::uint64_t start_time_of(pid_t pid) {
@@ -111,6 +116,8 @@ std::string errno_text(int err) {
   return std::strerror(err);
 }
 
+}  // namespace
+
 // Creates `dir` (mode 0700) if missing and insists it is ours alone: a cache another user can
 // write could feed us wrong bytes, one they can read leaks our data.
 Status own_directory(const std::string& dir) {
@@ -147,9 +154,11 @@ Status own_directory(const std::string& dir) {
   return ok_status();
 }
 
-std::string default_root() {
-  return "/dev/shm/ossshim-" + std::to_string(::geteuid());
+std::string root_directory(const Config& config) {
+  return config.cache_dir.empty() ? "/dev/shm/ossshim-" + std::to_string(::geteuid()) : config.cache_dir;
 }
+
+namespace {
 
 // The namespace: processes share a cache when they talk to the same store with the same chunking.
 std::string namespace_of(const Config& config) {
@@ -262,7 +271,7 @@ layout::PinEntry* Cache::pins() const {
 }
 
 Result<std::unique_ptr<Cache>> Cache::attach(const Config& config) {
-  std::string root = config.cache_dir.empty() ? default_root() : config.cache_dir;
+  std::string root = root_directory(config);
   while (root.size() > 1 && root.back() == '/') root.pop_back();
   if (auto st = own_directory(root); !st) return st.error();
   std::string dir = root + "/" + namespace_of(config);
@@ -405,7 +414,7 @@ Result<std::unique_ptr<Cache>> Cache::attach(const Config& config) {
 }
 
 Result<std::unique_ptr<Cache>> Cache::inspect(const Config& config) {
-  std::string root = config.cache_dir.empty() ? default_root() : config.cache_dir;
+  std::string root = root_directory(config);
   while (root.size() > 1 && root.back() == '/') root.pop_back();
   std::string dir = root + "/" + namespace_of(config);
   std::string control = dir + "/control";
@@ -1020,7 +1029,7 @@ Stats Cache::stats(bool per_object) const {
 }
 
 Status Cache::clear(const Config& config) {
-  std::string root = config.cache_dir.empty() ? default_root() : config.cache_dir;
+  std::string root = root_directory(config);
   while (root.size() > 1 && root.back() == '/') root.pop_back();
   std::string dir = root + "/" + namespace_of(config);
   struct stat st;

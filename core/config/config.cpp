@@ -71,6 +71,13 @@ const std::vector<Key>& keys() {
        &Config::attr_ttl_ms},
       {"negative_ttl", "OSSSHIM_NEGATIVE_TTL", Kind::duration_ms, 0, 86400000, nullptr, nullptr,
        &Config::negative_ttl_ms},
+      {"part_size", "OSSSHIM_PART_SIZE", Kind::size, 100 * 1024, 5120 * kMiB, nullptr, &Config::part_size},
+      {"upload_concurrency", "OSSSHIM_UPLOAD_CONCURRENCY", Kind::count, 1, 256, nullptr, nullptr,
+       &Config::upload_concurrency},
+      {"staging_dir", "OSSSHIM_STAGING_DIR", Kind::string, 0, 0, &Config::staging_dir},
+      {"staging_reserve", "OSSSHIM_STAGING_RESERVE", Kind::size, 0, 0, nullptr, &Config::staging_reserve},
+      {"stage_writes", "OSSSHIM_STAGE_WRITES", Kind::boolean, 0, 0, nullptr, nullptr, nullptr,
+       &Config::stage_writes},
       {"log", "OSSSHIM_LOG", Kind::log_level},
       {"log_file", "OSSSHIM_LOG_FILE", Kind::string, 0, 0, &Config::log_file},
   };

@@ -1,6 +1,8 @@
 #include "oss/client.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <tuple>
 
 #include "http/transport.hpp"
 #include "oss/errors.hpp"
@@ -86,13 +88,14 @@ class OssClient final : public Client {
     return page;
   }
 
-  Result<PutResult> put_object(const std::string& bucket, const std::string& key,
-                               std::string_view body) override {
+  Result<PutResult> put_object(const std::string& bucket, const std::string& key, std::string_view body,
+                               const WriteOptions& options) override {
     http::Exchange x = exchange("PutObject", "PUT", bucket, key, {});
     x.request.set_header("Content-MD5", util::base64_encode(util::md5(body)));
+    forbid_overwrite(x, options);
     x.body = body;
     auto r = http_.execute(x);
-    if (auto e = failure(x, r)) return *e;
+    if (auto e = failure(x, r, options)) return *e;
     PutResult out = put_result(r.value());
     if (auto e = check_crc(x, out.crc64, util::crc64_update(0, body.data(), body.size()))) return *e;
     return out;
@@ -106,22 +109,26 @@ class OssClient final : public Client {
   }
 
   Result<PutResult> copy_object(const std::string& src_bucket, const std::string& src_key,
-                                const std::string& dst_bucket, const std::string& dst_key) override {
+                                const std::string& dst_bucket, const std::string& dst_key,
+                                const WriteOptions& options) override {
     http::Exchange x = exchange("CopyObject", "PUT", dst_bucket, dst_key, {});
-    x.request.set_header(s3_ ? "x-amz-copy-source" : "x-oss-copy-source",
-                         "/" + src_bucket + "/" + util::uri_encode(src_key, true));
+    x.request.set_header(copy_header(""), copy_source(src_bucket, src_key));
+    forbid_overwrite(x, options);
     auto r = http_.execute(x);
-    if (auto e = failure(x, r)) return *e;
+    if (auto e = failure(x, r, options)) return *e;
     PutResult out = put_result(r.value());
     if (std::string why = xml::parse_etag_result(r.value().body, "CopyObjectResult", out.etag); !why.empty())
       return protocol_error(x, why);
     return out;
   }
 
-  Result<std::string> initiate_multipart(const std::string& bucket, const std::string& key) override {
+  Result<std::string> initiate_multipart(const std::string& bucket, const std::string& key,
+                                         const WriteOptions& options) override {
     http::Exchange x = exchange("InitiateMultipartUpload", "POST", bucket, key, {{"uploads", ""}});
+    // S3's CreateMultipartUpload takes no conditional headers: there, only completion checks.
+    if (!s3_) forbid_overwrite(x, options);
     auto r = http_.execute(x);
-    if (auto e = failure(x, r)) return *e;
+    if (auto e = failure(x, r, options)) return *e;
     std::string id;
     if (std::string why = xml::parse_initiate(r.value().body, id); !why.empty())
       return protocol_error(x, why);
@@ -149,15 +156,47 @@ class OssClient final : public Client {
     return part;
   }
 
+  Result<UploadedPart> upload_part_copy(const std::string& bucket, const std::string& key,
+                                        const std::string& upload_id, int part_number,
+                                        const std::string& src_bucket, const std::string& src_key,
+                                        std::uint64_t first, std::uint64_t last,
+                                        const std::string& src_if_match) override {
+    http::Exchange x = exchange("UploadPartCopy", "PUT", bucket, key,
+                                {{"partNumber", std::to_string(part_number)}, {"uploadId", upload_id}});
+    x.target += " part " + std::to_string(part_number) + " from " + target_of(src_bucket, src_key);
+    if (last < first) {
+      Error e;
+      e.err = EINVAL;
+      e.op = x.op;
+      e.target = x.target;
+      e.message = "empty source range " + std::to_string(first) + "-" + std::to_string(last);
+      return e;
+    }
+    x.request.set_header(copy_header(""), copy_source(src_bucket, src_key));
+    x.request.set_header(copy_header("-range"),
+                         "bytes=" + std::to_string(first) + "-" + std::to_string(last));
+    if (!src_if_match.empty()) x.request.set_header(copy_header("-if-match"), src_if_match);
+    auto r = http_.execute(x);
+    if (auto e = failure(x, r)) return *e;
+    UploadedPart part;
+    part.part_number = part_number;
+    part.size = last - first + 1;
+    if (std::string why = xml::parse_etag_result(r.value().body, "CopyPartResult", part.etag); !why.empty())
+      return protocol_error(x, why);
+    part.crc64 = header_u64(r.value(), "x-oss-hash-crc64ecma");
+    return part;
+  }
+
   Result<PutResult> complete_multipart(const std::string& bucket, const std::string& key,
-                                       const std::string& upload_id,
-                                       const std::vector<UploadedPart>& parts) override {
+                                       const std::string& upload_id, const std::vector<UploadedPart>& parts,
+                                       const WriteOptions& options) override {
     http::Exchange x = exchange("CompleteMultipartUpload", "POST", bucket, key, {{"uploadId", upload_id}});
     std::string body = xml::complete_body(parts);
     x.request.set_header("Content-Type", "application/xml");
+    forbid_overwrite(x, options);
     x.body = body;
     auto r = http_.execute(x);
-    if (auto e = failure(x, r)) return *e;
+    if (auto e = failure(x, r, options)) return *e;
     PutResult out = put_result(r.value());
     xml::parse_etag_result(r.value().body, "CompleteMultipartUploadResult", out.etag);
     // The whole object's CRC must be the combination of the parts' CRCs.
@@ -202,6 +241,34 @@ class OssClient final : public Client {
     }
   }
 
+  Result<std::vector<MultipartUpload>> list_multipart_uploads(const std::string& bucket,
+                                                              const std::string& prefix,
+                                                              int page_size) override {
+    std::vector<MultipartUpload> uploads;
+    std::string key_marker, id_marker;
+    for (;;) {
+      std::vector<QueryParam> q = {{"uploads", ""},
+                                   {"encoding-type", "url"},
+                                   {"max-uploads", std::to_string(std::clamp(page_size, 1, 1000))}};
+      if (!prefix.empty()) q.push_back({"prefix", prefix});
+      if (!key_marker.empty()) q.push_back({"key-marker", key_marker});
+      if (!id_marker.empty()) q.push_back({"upload-id-marker", id_marker});
+      http::Exchange x = exchange("ListMultipartUploads", "GET", bucket, "", std::move(q));
+      x.target = target_of(bucket, prefix);
+      auto r = http_.execute(x);
+      if (auto e = failure(x, r)) return *e;
+      xml::UploadsPage page;
+      if (std::string why = xml::parse_list_uploads(r.value().body, page); !why.empty())
+        return protocol_error(x, why);
+      for (auto& u : page.uploads) uploads.push_back(std::move(u));
+      if (!page.truncated) return uploads;
+      if (std::tie(page.next_key_marker, page.next_upload_id_marker) <= std::tie(key_marker, id_marker))
+        return protocol_error(x, "ListMultipartUploads markers did not advance");
+      key_marker = std::move(page.next_key_marker);
+      id_marker = std::move(page.next_upload_id_marker);
+    }
+  }
+
  private:
   // Builds the wire request: addressing style, escaped path, query string, signer.
   http::Exchange exchange(const char* op, const char* method, const std::string& bucket,
@@ -234,6 +301,32 @@ class OssClient final : public Client {
       auth::sign(req, creds_, auth::SignOptions{config_.signature, config_.region}, now);
     };
     return x;
+  }
+
+  // x-oss-forbid-overwrite (OSS) or If-None-Match: * (S3) when the caller asks not to replace.
+  void forbid_overwrite(http::Exchange& x, const WriteOptions& options) const {
+    if (!options.forbid_overwrite) return;
+    if (s3_)
+      x.request.set_header("If-None-Match", "*");
+    else
+      x.request.set_header("x-oss-forbid-overwrite", "true");
+  }
+
+  // "x-oss-copy-source<suffix>" (or x-amz- for S3) and its value "/bucket/escaped-key".
+  std::string copy_header(const char* suffix) const {
+    return std::string(s3_ ? "x-amz-copy-source" : "x-oss-copy-source") + suffix;
+  }
+  static std::string copy_source(const std::string& bucket, const std::string& key) {
+    return "/" + bucket + "/" + util::uri_encode(key, true);
+  }
+
+  // As below; a write that was told not to replace an object and got S3's 412 for its
+  // If-None-Match: * found the key taken (OSS says 409 FileAlreadyExists, mapped by errno_for).
+  std::optional<Error> failure(const http::Exchange& x, const Result<http::Response>& r,
+                               const WriteOptions& options) const {
+    auto e = failure(x, r);
+    if (e && options.forbid_overwrite && s3_ && e->http_status == 412) e->err = EEXIST;
+    return e;
   }
 
   // An HTTP error status or transport failure as an Error; nullopt for success.
@@ -279,9 +372,10 @@ class OssClient final : public Client {
   std::optional<Error> check_crc(const http::Exchange& x, std::optional<std::uint64_t> server,
                                  std::uint64_t ours) const {
     if (!server || *server == ours) return std::nullopt;
-    Error e = protocol_error(
-        x, "CRC64 mismatch: server " + std::to_string(*server) + ", sent " + std::to_string(ours));
-    e.code = "crc mismatch";
+    Error e =
+        protocol_error(x, "upload integrity: CRC64 mismatch: the server reports " + std::to_string(*server) +
+                              " for what it stored, the data sent has " + std::to_string(ours));
+    e.code.clear();  // the message says it all: "PutObject oss://b/k: upload integrity: ... [EIO]"
     return e;
   }
 

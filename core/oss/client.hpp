@@ -60,6 +60,20 @@ struct UploadedPart {
   std::optional<std::uint64_t> crc64;
 };
 
+// Options of the calls that create an object.
+struct WriteOptions {
+  // Fail with EEXIST instead of replacing an existing object: x-oss-forbid-overwrite: true (OSS,
+  // 409 FileAlreadyExists), or If-None-Match: * with signature s3v4 (412 PreconditionFailed).
+  bool forbid_overwrite = false;
+};
+
+// An incomplete multipart upload, as ListMultipartUploads reports it.
+struct MultipartUpload {
+  std::string key;  // decoded
+  std::string upload_id;
+  std::time_t initiated = 0;
+};
+
 struct RangeRead {
   std::uint64_t offset = 0;
   std::size_t length = 0;  // bytes wanted; the body lands in `buffer` with no extra copy
@@ -80,24 +94,45 @@ class Client {
   virtual Result<std::size_t> get_range(const std::string& bucket, const std::string& key,
                                         const RangeRead& read, ObjectInfo* info = nullptr) = 0;
   virtual Result<ListPage> list_objects(const std::string& bucket, const ListRequest& req) = 0;
+  // Sends Content-MD5 (the server verifies the body) and checks the x-oss-hash-crc64ecma the
+  // server returns against the body's CRC64 (mismatch: EIO "upload integrity: CRC64 mismatch").
   virtual Result<PutResult> put_object(const std::string& bucket, const std::string& key,
-                                       std::string_view body) = 0;
+                                       std::string_view body, const WriteOptions& options = {}) = 0;
   virtual Status delete_object(const std::string& bucket, const std::string& key) = 0;
   virtual Result<PutResult> copy_object(const std::string& src_bucket, const std::string& src_key,
-                                        const std::string& dst_bucket, const std::string& dst_key) = 0;
+                                        const std::string& dst_bucket, const std::string& dst_key,
+                                        const WriteOptions& options = {}) = 0;
 
   // Multipart
-  virtual Result<std::string> initiate_multipart(const std::string& bucket, const std::string& key) = 0;
+  // forbid_overwrite is checked here already on OSS (S3 checks it only at completion).
+  virtual Result<std::string> initiate_multipart(const std::string& bucket, const std::string& key,
+                                                 const WriteOptions& options = {}) = 0;
+  // Content-MD5 and the part's CRC64 are checked as for put_object; the result carries the CRC64.
   virtual Result<UploadedPart> upload_part(const std::string& bucket, const std::string& key,
                                            const std::string& upload_id, int part_number,
                                            std::string_view body) = 0;
+  // Part `part_number` = bytes [first, last] (inclusive) of src_bucket/src_key, copied by the server.
+  // src_if_match: the source's ETag; a changed source fails with ESTALE (412 PreconditionFailed).
+  // The part's crc64 is the server's when it sends one.
+  virtual Result<UploadedPart> upload_part_copy(const std::string& bucket, const std::string& key,
+                                                const std::string& upload_id, int part_number,
+                                                const std::string& src_bucket, const std::string& src_key,
+                                                std::uint64_t first, std::uint64_t last,
+                                                const std::string& src_if_match = "") = 0;
+  // When every part's crc64 is known, the object's CRC64 must be their combination.
   virtual Result<PutResult> complete_multipart(const std::string& bucket, const std::string& key,
                                                const std::string& upload_id,
-                                               const std::vector<UploadedPart>& parts) = 0;
+                                               const std::vector<UploadedPart>& parts,
+                                               const WriteOptions& options = {}) = 0;
   virtual Status abort_multipart(const std::string& bucket, const std::string& key,
                                  const std::string& upload_id) = 0;
   virtual Result<std::vector<UploadedPart>> list_parts(const std::string& bucket, const std::string& key,
                                                        const std::string& upload_id) = 0;
+  // Every incomplete upload whose key starts with `prefix`, in key order, all pages
+  // (page_size uploads per request, 1..1000).
+  virtual Result<std::vector<MultipartUpload>> list_multipart_uploads(const std::string& bucket,
+                                                                      const std::string& prefix,
+                                                                      int page_size = 1000) = 0;
 };
 
 }  // namespace ossshim::oss

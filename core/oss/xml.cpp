@@ -104,6 +104,30 @@ std::string parse_list_parts(std::string_view body, std::vector<UploadedPart>& p
   return "";
 }
 
+std::string parse_list_uploads(std::string_view body, UploadsPage& out) {
+  pugi::xml_document doc;
+  std::string why;
+  if (!load(doc, body, why)) return why;
+  pugi::xml_node root = doc.child("ListMultipartUploadsResult");
+  if (!root) return "no ListMultipartUploadsResult element";
+  bool url = text(root, "EncodingType") == "url";
+  out.truncated = text(root, "IsTruncated") == "true";
+  if (!decode(url, text(root, "NextKeyMarker"), out.next_key_marker))
+    return "undecodable NextKeyMarker '" + text(root, "NextKeyMarker") + "'";
+  out.next_upload_id_marker = text(root, "NextUploadIdMarker");
+  if (out.truncated && out.next_key_marker.empty() && out.next_upload_id_marker.empty())
+    return "truncated upload listing without NextKeyMarker";
+  for (pugi::xml_node u : root.children("Upload")) {
+    MultipartUpload m;
+    if (!decode(url, text(u, "Key"), m.key)) return "undecodable key '" + text(u, "Key") + "'";
+    m.upload_id = text(u, "UploadId");
+    if (m.upload_id.empty()) return "Upload without UploadId";
+    if (auto t = util::parse_iso8601(text(u, "Initiated"))) m.initiated = *t;
+    out.uploads.push_back(std::move(m));
+  }
+  return "";
+}
+
 std::string complete_body(const std::vector<UploadedPart>& parts) {
   pugi::xml_document doc;
   pugi::xml_node root = doc.append_child("CompleteMultipartUpload");

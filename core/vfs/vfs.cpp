@@ -40,7 +40,8 @@ Vfs::Vfs(Config config, auth::Credentials creds, std::unique_ptr<oss::Client> cl
     : config_(std::move(config)),
       creds_(std::move(creds)),
       client_(std::move(client)),
-      fetcher_(config_.concurrency) {
+      fetcher_(config_.concurrency),
+      uploader_(config_, *client_) {
   budget_ = config_.cache_size ? config_.cache_size : kDefaultChunkCache;
   if (config_.shared_cache) {
     auto c = cache::Cache::attach(config_);
@@ -50,6 +51,14 @@ Vfs::Vfs(Config config, auth::Credentials creds, std::unique_ptr<oss::Client> cl
       log::error(c.error().to_string() +
                  " -- reading without the shared cache (each process fetches its own copy)");
     }
+  }
+  auto node = cache::Node::attach(config_);
+  if (node) {
+    node_ = std::move(node.value());
+    seen_epoch_ = node_->epoch();
+  } else {
+    log::warn(node.error().to_string() +
+              " -- other processes see this one's writes after their metadata TTLs");
   }
 }
 
@@ -69,6 +78,12 @@ void Vfs::remember(const std::string& path, const CachedAttr& entry) {
 
 Result<Attr> Vfs::stat(const VPath& p) {
   std::string path = display(p);
+  if (auto w = writing(path)) {  // open for writing here: what the program wrote so far
+    Attr a = w->attr;
+    a.size = size_of(*w);
+    return a;
+  }
+  drop_stale_attrs();
   {
     std::lock_guard lock(attr_mu_);
     auto it = attrs_.find(path);
@@ -291,6 +306,7 @@ std::uint32_t Vfs::advance_window(OpenFile& f, std::uint64_t off) {
 
 Result<std::size_t> Vfs::read(OpenFile& f, char* buf, std::size_t len, std::uint64_t off) {
   if (f.attr.dir) return error_for("read", f.path, EISDIR, "is a directory");
+  if (f.writer) return f.writer->read(buf, len, off);
   if (off >= f.attr.size || len == 0) return std::size_t{0};
   len = static_cast<std::size_t>(std::min<std::uint64_t>(len, f.attr.size - off));
   if (auto o = cached_object(f)) return read_shared(f, o, buf, len, off);
@@ -351,7 +367,12 @@ void Vfs::after_fork_child(std::vector<std::uint32_t>& pins) {
   // Locks may have been held by threads that do not exist here; the parent's connections must not
   // be shared. Start over with fresh state (the old objects are deliberately leaked).
   fetcher_.after_fork_child();
+  uploader_.after_fork_child();
   if (shared_) shared_->after_fork_child(pins);
+  // Uploads in progress belong to the parent: the child neither commits nor aborts them.
+  for (auto& [name, weak] : writing_)
+    if (auto f = weak.lock(); f && f->writer) f->writer->abandon();
+  new (&writing_mu_) std::mutex;
   new (&attr_mu_) std::mutex;
   new (&chunk_mu_) std::mutex;
   new (&attrs_) decltype(attrs_);
@@ -586,6 +607,7 @@ Status Vfs::warm(OpenFile& f, const std::function<void(std::uint64_t)>& progress
 }
 
 void Vfs::detach() {
+  commit_all();
   if (shared_) shared_->detach();
 }
 

@@ -1,7 +1,9 @@
-// The virtual file system: knows files and directories, not libc. Metadata (HeadObject, listings)
-// with attribute and negative caches; reads through the node's shared chunk cache (core/cache),
-// filled by the process's range-GET workers (core/fetch) with every GET pinned to the ETag seen at
-// open. When the shared cache cannot be used (disabled, no space) a bounded private cache serves.
+// The virtual file system: knows files and directories, not libc. Writes go through core/upload
+// (streamed multipart or staged, committed on close/fsync); namespace changes (create, rename,
+// unlink, mkdir, rmdir) bump the node's epoch so every process drops its metadata caches. Metadata
+// (HeadObject, listings) with attribute and negative caches; reads through the node's shared chunk cache
+// (core/cache), filled by the process's range-GET workers (core/fetch) with every GET pinned to the ETag seen
+// at open. When the shared cache cannot be used (disabled, no space) a bounded private cache serves.
 #pragma once
 
 #include <sys/types.h>
@@ -20,9 +22,11 @@
 #include <vector>
 
 #include "cache/cache.hpp"
+#include "cache/node.hpp"
 #include "config/config.hpp"
 #include "fetch/fetcher.hpp"
 #include "oss/client.hpp"
+#include "upload/writer.hpp"
 #include "util/error.hpp"
 #include "vfs/path.hpp"
 
@@ -46,6 +50,7 @@ struct OpenFile {
   std::string display;  // "/oss/bucket/key", for messages
   Attr attr;
   std::atomic<std::uint64_t> offset{0};
+  std::mutex offset_mu;              // writes through the file offset, one at a time
   std::atomic<int> status_flags{0};  // O_RDONLY | O_NONBLOCK ... as given to open
   // Sequential-read detection for read-ahead: the window (in chunks) doubles while the reader
   // continues where it stopped and drops to nothing on a jump.
@@ -59,6 +64,17 @@ struct OpenFile {
   std::mutex dir_mu;
   bool listed = false;
   std::vector<DirEntry> entries;
+  // Files open for writing: the writer (null when read-only) and the process that owns it (a
+  // forked child inherits the descriptor but never commits or aborts the parent's upload).
+  std::unique_ptr<upload::Writer> writer;
+  pid_t writer_pid = 0;
+  std::string create_claim;  // the node-wide O_EXCL claim, removed when the file is closed
+  // The shim's descriptors for this open file; the last one's close commits a writer.
+  std::atomic<int> descriptors{0};
+  // A real file standing for this path, for flock/fcntl locks between processes of the node.
+  std::mutex lock_mu;
+  int lock_fd = -1;
+  ~OpenFile();
 };
 
 class Vfs {
@@ -72,6 +88,26 @@ class Vfs {
   Result<Attr> stat(const VPath& p);
   Result<std::vector<DirEntry>> list(const VPath& p);
   Result<std::shared_ptr<OpenFile>> open(const VPath& p);
+  // Opens for writing with open(2) flags (O_WRONLY or O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND).
+  Result<std::shared_ptr<OpenFile>> open_write(const VPath& p, int flags);
+  // Writes at `off`; the file must have a writer owned by this process.
+  Result<std::size_t> write(OpenFile& f, const char* buf, std::size_t len, std::uint64_t off);
+  // The current size (a writer's, or the object's).
+  std::uint64_t size_of(OpenFile& f);
+  // fsync: the object in OSS holds what was written when this returns.
+  Status sync(OpenFile& f);
+  // The last descriptor of `f` is being closed: commits a writer, releases claims.
+  Status close_file(OpenFile& f);
+  Status truncate(OpenFile& f, std::uint64_t size);
+  Status truncate(const VPath& p, std::uint64_t size);
+  Status unlink(const VPath& p);
+  Status mkdir(const VPath& p);
+  Status rmdir(const VPath& p);
+  // POSIX rename: a file replaces a file; a directory moves object by object (not atomic).
+  Status rename(const VPath& from, const VPath& to);
+  // A real descriptor to lock in place of `f` (flock, fcntl record locks): node-wide locks.
+  Result<int> lock_fd(OpenFile& f);
+
   // Loads a directory's entries into the open file (once).
   Status load_entries(OpenFile& dir);
 
@@ -99,7 +135,8 @@ class Vfs {
   // In a forked child: new connections, empty caches; nothing of the parent's threads is waited on.
   // `pins` are the pins of mappings the child inherited; they are re-pinned in its name.
   void after_fork_child(std::vector<std::uint32_t>& pins);
-  // At exit: leave the shared cache (a process slot, claims, pins).
+  // At exit: commit files still open for writing (as a local file system keeps what was written
+  // to descriptors never closed), then leave the shared cache (a process slot, claims, pins).
   void detach();
 
  private:
@@ -120,6 +157,14 @@ class Vfs {
   };
 
   Vfs(Config config, auth::Credentials creds, std::unique_ptr<oss::Client> client);
+  // After a namespace change: every process of the node (this one now) drops cached metadata.
+  void changed();
+  void drop_stale_attrs();
+  Result<Attr> parent_dir(const VPath& p, const char* op);
+  Status claim_create(OpenFile& f);
+  Status copy_object(const VPath& from, const VPath& to, std::uint64_t size);
+  std::shared_ptr<OpenFile> writing(const std::string& display);
+  void commit_all();
   Result<Attr> stat_uncached(const VPath& p);
   std::shared_ptr<cache::Object> cached_object(OpenFile& f);
   std::uint32_t advance_window(OpenFile& f, std::uint64_t off);
@@ -149,8 +194,16 @@ class Vfs {
   std::unique_ptr<cache::Cache> shared_;
   fetch::Fetcher fetcher_;
 
+  std::unique_ptr<cache::Node> node_;  // null: changes are seen by this process only
+  upload::Uploader uploader_;
+
   std::mutex attr_mu_;
   std::map<std::string, CachedAttr> attrs_;
+  std::uint64_t seen_epoch_ = 0;  // guarded by attr_mu_
+
+  // Files this process has open for writing, so stat sees them before their first commit.
+  std::mutex writing_mu_;
+  std::multimap<std::string, std::weak_ptr<OpenFile>> writing_;
 
   std::mutex chunk_mu_;
   std::map<std::string, std::pair<std::shared_ptr<Chunk>, std::list<std::string>::iterator>> chunk_map_;

@@ -170,12 +170,14 @@ TEST_CASE("a cache smaller than the data stays within its budget and reads corre
   auto fs = make_vfs(c);
   std::atomic<int> mismatches{0};
   std::vector<std::thread> threads;
+  // Paths parsed here: Catch2's assertions are not thread-safe.
+  const vfs::VPath names[3] = {path("/oss/bkt/o0"), path("/oss/bkt/o1"), path("/oss/bkt/o2")};
   for (unsigned t = 0; t < 4; ++t)
     threads.emplace_back([&, t] {
       std::mt19937_64 rng(t);
       for (int k = 0; k < 60; ++k) {
         unsigned which = static_cast<unsigned>(rng() % 3);
-        auto f = fs->open(path("/oss/bkt/o" + std::to_string(which)));
+        auto f = fs->open(names[which]);
         if (!f) {
           ++mismatches;
           continue;

@@ -1,10 +1,20 @@
 // core/http + core/oss against the real emulator: every operation, ranges, listing, signing schemes,
-// retries under injected faults, and clean errors.
+// retries under injected faults, and clean errors; the write path (forbid_overwrite, Content-MD5 and
+// CRC64 checks, UploadPartCopy, ListMultipartUploads, write errnos) and `ossrun uploads`.
+#include <sys/wait.h>
+
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
 #include <random>
+#include <regex>
+#include <set>
 #include <thread>
 
 #include "emulator_process.hpp"
@@ -325,4 +335,412 @@ TEST_CASE("a bandwidth cap slows bodies down but keeps them intact", "[client][f
   REQUIRE(r.ok());
   CHECK(r.value() == data);
   emu.clear_faults();
+}
+
+// ------------------------------------------------------------------ the write path
+
+namespace {
+
+Config with_scheme(const EmulatorProcess& emu, auth::Scheme scheme) {
+  Config cfg = emu.config();
+  cfg.signature = scheme;
+  return cfg;
+}
+
+const char* scheme_name(auth::Scheme s) {
+  return s == auth::Scheme::s3v4 ? "s3v4" : "v4";
+}
+
+// Parts of `data`, `part` bytes each (the last one shorter), uploaded in order.
+std::vector<oss::UploadedPart> upload_parts(oss::Client& c, const std::string& b, const std::string& k,
+                                            const std::string& id, std::string_view data, std::size_t part) {
+  std::vector<oss::UploadedPart> parts;
+  for (std::size_t off = 0, n = 1; off < data.size(); off += part, ++n) {
+    auto p =
+        c.upload_part(b, k, id, static_cast<int>(n), data.substr(off, std::min(part, data.size() - off)));
+    REQUIRE(p.ok());
+    parts.push_back(p.value());
+  }
+  return parts;
+}
+
+}  // namespace
+
+TEST_CASE("forbid_overwrite refuses an existing key with EEXIST on every call that creates one",
+          "[client][write]") {
+  for (auth::Scheme scheme : {auth::Scheme::v4, auth::Scheme::s3v4}) {
+    INFO("signature " << scheme_name(scheme));
+    EmulatorProcess emu;
+    emu.put_file("bkt", "taken", "old");
+    auto c = client_for(emu, with_scheme(emu, scheme));
+    const oss::WriteOptions keep{true};
+    bool s3 = scheme == auth::Scheme::s3v4;
+    auto expect_exists = [&](const Error& e) {
+      CHECK(e.err == EEXIST);
+      CHECK(e.http_status == (s3 ? 412 : 409));  // If-None-Match: * / x-oss-forbid-overwrite
+      CHECK(e.code == (s3 ? "PreconditionFailed" : "FileAlreadyExists"));
+    };
+
+    auto put = c->put_object("bkt", "taken", "new", keep);
+    REQUIRE_FALSE(put.ok());
+    expect_exists(put.error());
+    CHECK(read_all(*c, "bkt", "taken", 0, 10).value() == "old");
+    REQUIRE(c->put_object("bkt", "fresh", "new", keep).ok());
+    REQUIRE(c->put_object("bkt", "taken", "replaced").ok());  // without the option: replaced
+
+    auto copy = c->copy_object("bkt", "fresh", "bkt", "taken", keep);
+    REQUIRE_FALSE(copy.ok());
+    expect_exists(copy.error());
+    REQUIRE(c->copy_object("bkt", "fresh", "bkt", "copy", keep).ok());
+
+    // OSS refuses at initiation already; S3 takes no condition there and refuses at completion.
+    auto early = c->initiate_multipart("bkt", "taken", keep);
+    if (s3) {
+      REQUIRE(early.ok());
+      auto parts = upload_parts(*c, "bkt", "taken", early.value(), "abc", 3);
+      auto done = c->complete_multipart("bkt", "taken", early.value(), parts, keep);
+      REQUIRE_FALSE(done.ok());
+      expect_exists(done.error());
+    } else {
+      REQUIRE_FALSE(early.ok());
+      expect_exists(early.error());
+    }
+    // Created by someone else while our upload was running.
+    auto id = c->initiate_multipart("bkt", "race", keep);
+    REQUIRE(id.ok());
+    auto parts = upload_parts(*c, "bkt", "race", id.value(), "mine", 4);
+    REQUIRE(c->put_object("bkt", "race", "theirs").ok());
+    auto late = c->complete_multipart("bkt", "race", id.value(), parts, keep);
+    REQUIRE_FALSE(late.ok());
+    expect_exists(late.error());
+    CHECK(read_all(*c, "bkt", "race", 0, 10).value() == "theirs");
+    CHECK(read_all(*c, "bkt", "taken", 0, 20).value() == "replaced");
+  }
+}
+
+TEST_CASE("the server checks Content-MD5: a body damaged on the way is refused and nothing is stored",
+          "[client][write][faults]") {
+  for (auth::Scheme scheme : {auth::Scheme::v4, auth::Scheme::s3v4}) {
+    INFO("signature " << scheme_name(scheme));
+    EmulatorProcess emu;
+    emu.put_file("bkt", ".keep", "");
+    Config cfg = with_scheme(emu, scheme);
+    cfg.retries = 0;
+    auto c = client_for(emu, cfg);
+    std::string data = random_bytes(300000, 21);
+    const char* digest_code = scheme == auth::Scheme::s3v4 ? "BadDigest" : "InvalidDigest";
+
+    emu.set_faults("corrupt_upload=123456&ops=PutObject");
+    auto put = c->put_object("bkt", "damaged", data);
+    REQUIRE_FALSE(put.ok());
+    CHECK(put.error().err == EIO);
+    CHECK(put.error().http_status == 400);
+    CHECK(put.error().code == digest_code);
+    CHECK(c->head_object("bkt", "damaged").error().err == ENOENT);
+
+    emu.set_faults("corrupt_upload=0&ops=UploadPart");
+    auto id = c->initiate_multipart("bkt", "mp");
+    REQUIRE(id.ok());
+    auto part = c->upload_part("bkt", "mp", id.value(), 1, data);
+    REQUIRE_FALSE(part.ok());
+    CHECK(part.error().err == EIO);
+    CHECK(part.error().code == digest_code);
+    CHECK(c->list_parts("bkt", "mp", id.value())->empty());
+    emu.clear_faults();
+    REQUIRE(c->upload_part("bkt", "mp", id.value(), 1, data).ok());  // intact: accepted
+  }
+}
+
+TEST_CASE("a CRC64 from the server that does not match what was sent fails the upload",
+          "[client][write][faults]") {
+  EmulatorProcess emu;
+  emu.put_file("bkt", ".keep", "");
+  auto c = client_for(emu);
+  std::string data = random_bytes(250000, 22);
+
+  auto fine = c->put_object("bkt", "ok", data);
+  REQUIRE(fine.ok());
+  CHECK(fine->crc64 == util::crc64_update(0, data.data(), data.size()));
+
+  emu.set_faults("wrong_crc=1&ops=PutObject");
+  auto put = c->put_object("bkt", "k", data);
+  REQUIRE_FALSE(put.ok());
+  CHECK(put.error().err == EIO);
+  CHECK(put.error().to_string().find("PutObject oss://bkt/k: upload integrity: CRC64 mismatch") == 0);
+
+  emu.set_faults("wrong_crc=1&ops=UploadPart");
+  auto id = c->initiate_multipart("bkt", "mp");
+  REQUIRE(id.ok());
+  auto bad_part = c->upload_part("bkt", "mp", id.value(), 1, data);
+  REQUIRE_FALSE(bad_part.ok());
+  CHECK(bad_part.error().to_string().find("upload integrity: CRC64 mismatch") != std::string::npos);
+
+  emu.set_faults("wrong_crc=1&ops=CompleteMultipartUpload");
+  auto parts = upload_parts(*c, "bkt", "mp", id.value(), data, 200 * 1024);
+  REQUIRE(parts.size() == 2);
+  CHECK(parts[0].crc64 == util::crc64_update(0, data.data(), 200 * 1024));
+  auto done = c->complete_multipart("bkt", "mp", id.value(), parts);
+  REQUIRE_FALSE(done.ok());
+  CHECK(done.error().err == EIO);
+  CHECK(done.error().to_string().find("CompleteMultipartUpload oss://bkt/mp: upload integrity") == 0);
+  emu.clear_faults();
+}
+
+TEST_CASE("upload_part_copy assembles an object from ranges of others, pinned to the source ETag",
+          "[client][write]") {
+  for (auth::Scheme scheme : {auth::Scheme::v4, auth::Scheme::s3v4}) {
+    INFO("signature " << scheme_name(scheme));
+    EmulatorProcess emu;
+    std::string a = random_bytes(700 * 1024 + 5, 31), b = random_bytes(300 * 1024, 32);
+    emu.put_file("bkt", "src/a b.bin", a);
+    emu.put_file("other", "b", b);
+    auto c = client_for(emu, with_scheme(emu, scheme));
+    auto src = c->head_object("bkt", "src/a b.bin");
+    REQUIRE(src.ok());
+
+    auto id = c->initiate_multipart("bkt", "joined");
+    REQUIRE(id.ok());
+    auto p1 = c->upload_part_copy("bkt", "joined", id.value(), 1, "bkt", "src/a b.bin", 0, 400 * 1024 - 1,
+                                  src->etag);
+    REQUIRE(p1.ok());
+    CHECK(p1->size == 400 * 1024);
+    CHECK_FALSE(p1->etag.empty());
+    CHECK(p1->crc64 == util::crc64_update(0, a.data(), 400 * 1024));
+    auto p2 =
+        c->upload_part_copy("bkt", "joined", id.value(), 2, "bkt", "src/a b.bin", 400 * 1024, a.size() - 1);
+    REQUIRE(p2.ok());
+    auto p3 = c->upload_part_copy("bkt", "joined", id.value(), 3, "other", "b", 1000, 1000 + 200 * 1024 - 1);
+    REQUIRE(p3.ok());
+    auto p4 = c->upload_part("bkt", "joined", id.value(), 4, "tail");
+    REQUIRE(p4.ok());
+    auto done =
+        c->complete_multipart("bkt", "joined", id.value(), {p1.value(), p2.value(), p3.value(), p4.value()});
+    REQUIRE(done.ok());  // the parts' CRCs combined matched the object's
+    std::string want = a + b.substr(1000, 200 * 1024) + "tail";
+    auto back = read_all(*c, "bkt", "joined", 0, want.size() + 10);
+    REQUIRE(back.ok());
+    CHECK(back.value() == want);
+
+    auto id2 = c->initiate_multipart("bkt", "stale");
+    REQUIRE(id2.ok());
+    auto changed =
+        c->upload_part_copy("bkt", "stale", id2.value(), 1, "bkt", "src/a b.bin", 0, 99, "\"0123\"");
+    REQUIRE_FALSE(changed.ok());
+    CHECK(changed.error().err == ESTALE);
+    CHECK(changed.error().code == "PreconditionFailed");
+    auto missing = c->upload_part_copy("bkt", "stale", id2.value(), 1, "bkt", "no such", 0, 99);
+    REQUIRE_FALSE(missing.ok());
+    CHECK(missing.error().err == ENOENT);
+    CHECK(missing.error().code == "NoSuchKey");
+    CHECK(missing.error().to_string().find("part 1 from oss://bkt/no such") != std::string::npos);
+    auto backwards = c->upload_part_copy("bkt", "stale", id2.value(), 1, "bkt", "src/a b.bin", 10, 9);
+    REQUIRE_FALSE(backwards.ok());
+    CHECK(backwards.error().err == EINVAL);
+    auto beyond =
+        c->upload_part_copy("bkt", "stale", id2.value(), 1, "bkt", "src/a b.bin", a.size(), a.size() + 9);
+    REQUIRE_FALSE(beyond.ok());
+    CHECK(beyond.error().err == EINVAL);  // 416 InvalidRange
+  }
+}
+
+TEST_CASE("list_multipart_uploads pages through every incomplete upload under a prefix", "[client][write]") {
+  EmulatorProcess emu;
+  emu.put_file("bkt", ".keep", "");
+  auto c = client_for(emu);
+  std::time_t before = std::time(nullptr);
+  std::vector<std::pair<std::string, std::string>> want;  // (key, upload id)
+  for (const char* key :
+       {"ckpt/b", "ckpt/a b+c", "ckpt/\xE4\xB8\xAD", "ckpt/a b+c", "ckpt/sub/x", "ckpt/z"}) {
+    auto id = c->initiate_multipart("bkt", key);
+    REQUIRE(id.ok());
+    want.emplace_back(key, id.value());
+  }
+  for (const char* key : {"ckpt2/y", "other"}) REQUIRE(c->initiate_multipart("bkt", key).ok());
+  std::sort(want.begin(), want.end());
+
+  emu.reset_stats();
+  auto listed = c->list_multipart_uploads("bkt", "ckpt/", 2);
+  REQUIRE(listed.ok());
+  std::vector<std::pair<std::string, std::string>> got;
+  for (const auto& u : listed.value()) {
+    got.emplace_back(u.key, u.upload_id);
+    CHECK(u.initiated >= before - 1);
+    CHECK(u.initiated <= std::time(nullptr) + 1);
+  }
+  CHECK(got == want);
+  CHECK(emu.stats_json().find("\"ListMultipartUploads\":3") != std::string::npos);  // 6 uploads, 2 a page
+
+  auto all = c->list_multipart_uploads("bkt", "");
+  REQUIRE(all.ok());
+  CHECK(all->size() == 8);
+
+  // Completed and aborted uploads are no longer listed.
+  REQUIRE(c->abort_multipart("bkt", want[0].first, want[0].second).ok());
+  auto parts = upload_parts(*c, "bkt", want[1].first, want[1].second, "x", 1);
+  REQUIRE(c->complete_multipart("bkt", want[1].first, want[1].second, parts).ok());
+  auto after = c->list_multipart_uploads("bkt", "ckpt/", 2);
+  REQUIRE(after.ok());
+  CHECK(after->size() == 4);
+
+  auto missing = c->list_multipart_uploads("nosuchbucket", "");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().err == ENOENT);
+  CHECK(missing.error().code == "NoSuchBucket");
+}
+
+TEST_CASE("write failures the server reports map to the errno a local file system gives",
+          "[client][write][faults]") {
+  EmulatorProcess emu;
+  emu.put_file("bkt", ".keep", "");
+  Config cfg = emu.config();
+  cfg.retries = 0;
+  auto c = client_for(emu, cfg);
+  auto fails_with = [&](const std::string& spec, int err, const std::string& code) {
+    INFO(spec);
+    emu.set_faults(spec);
+    auto put = c->put_object("bkt", "k", "data");
+    REQUIRE_FALSE(put.ok());
+    CHECK(put.error().err == err);
+    CHECK(put.error().code == code);
+  };
+  fails_with("error_status=403&error_code=QuotaExceeded&ops=PutObject", EDQUOT, "QuotaExceeded");
+  fails_with("error_status=403&error_code=InsufficientStorageSpace&ops=PutObject", EDQUOT,
+             "InsufficientStorageSpace");
+  fails_with("error_status=400&error_code=XMinioAdminBucketQuotaExceeded&ops=PutObject", EDQUOT,
+             "XMinioAdminBucketQuotaExceeded");
+  fails_with("error_status=507&ops=PutObject", ENOSPC, "InsufficientStorage");
+  fails_with("error_status=507&error_code=XMinioStorageFull&ops=PutObject", ENOSPC, "XMinioStorageFull");
+  fails_with("error_status=413&error_code=EntityTooLarge&ops=PutObject", EFBIG, "EntityTooLarge");
+  fails_with("error_status=400&error_code=EntityTooLarge&ops=PutObject", EFBIG, "EntityTooLarge");
+
+  emu.set_faults("error_status=507&ops=UploadPart");
+  auto id = c->initiate_multipart("bkt", "mp");
+  REQUIRE(id.ok());
+  auto part = c->upload_part("bkt", "mp", id.value(), 1, "data");
+  REQUIRE_FALSE(part.ok());
+  CHECK(part.error().err == ENOSPC);
+  emu.clear_faults();
+  CHECK(c->head_object("bkt", "k").error().err == ENOENT);
+}
+
+TEST_CASE("an upload reset mid-body is retried; when every attempt is reset it fails with EIO",
+          "[client][write][faults]") {
+  EmulatorProcess emu;
+  emu.put_file("bkt", ".keep", "");
+  std::string data = random_bytes(1 << 20, 41);
+  auto c = client_for(emu);
+  emu.set_faults("reset_upload_after=100000&count=1&ops=PutObject");
+  emu.reset_stats();
+  auto put = c->put_object("bkt", "k", data);
+  REQUIRE(put.ok());
+  CHECK(read_all(*c, "bkt", "k", 0, data.size()).value() == data);
+  CHECK(emu.requests("bkt/k") >= 2);
+
+  Config cfg = emu.config();
+  cfg.retries = 1;
+  auto few = client_for(emu, cfg);
+  emu.set_faults("reset_upload_after=100000&ops=PutObject,UploadPart");
+  auto lost = few->put_object("bkt", "lost", data);
+  REQUIRE_FALSE(lost.ok());
+  CHECK(lost.error().err == EIO);
+  CHECK(lost.error().http_status == 0);
+  CHECK(few->head_object("bkt", "lost").error().err == ENOENT);
+  auto id = few->initiate_multipart("bkt", "mp");
+  REQUIRE(id.ok());
+  auto part = few->upload_part("bkt", "mp", id.value(), 1, data);
+  REQUIRE_FALSE(part.ok());
+  CHECK(part.error().err == EIO);
+  emu.clear_faults();
+}
+
+TEST_CASE("ossrun uploads lists incomplete uploads under a path and aborts the old ones", "[ossrun][write]") {
+  EmulatorProcess emu;
+  emu.put_file("bkt", ".keep", "");
+  auto c = client_for(emu);
+  std::map<std::string, std::string> ids;  // key -> upload id
+  for (const char* key : {"ckpt/a.bin", "ckpt/sub/b.bin", "ckpt2/c.bin", "other/d.bin"}) {
+    auto id = c->initiate_multipart("bkt", key);
+    REQUIRE(id.ok());
+    ids[key] = id.value();
+  }
+  REQUIRE(c->upload_part("bkt", "ckpt/a.bin", ids["ckpt/a.bin"], 1, "part").ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(3500));
+  auto young = c->initiate_multipart("bkt", "ckpt/young.bin");
+  REQUIRE(young.ok());
+  ids["ckpt/young.bin"] = young.value();
+
+  const char* build = std::getenv("OSSSHIM_BUILD_ROOT");
+  REQUIRE(build);
+  setenv("OSSSHIM_ENDPOINT", emu.endpoint().c_str(), 1);
+  setenv("OSSSHIM_REGION", emu.region().c_str(), 1);
+  setenv("OSS_ACCESS_KEY_ID", emu.access_key_id().c_str(), 1);
+  setenv("OSS_ACCESS_KEY_SECRET", emu.access_key_secret().c_str(), 1);
+  for (const char* v :
+       {"OSSSHIM_CONFIG", "OSSSHIM_PREFIX", "OSSSHIM_SIGNATURE", "OSSSHIM_ADDRESSING", "OSS_SESSION_TOKEN"})
+    unsetenv(v);
+  struct Run {
+    int status;
+    std::string out, err;
+  };
+  std::string dir = emu.root() + "/../ossrun-out";
+  std::filesystem::create_directories(dir);
+  auto ossrun = [&](const std::string& args) {
+    std::string cmd =
+        std::string(build) + "/tools/ossrun/ossrun " + args + " >" + dir + "/out 2>" + dir + "/err";
+    int rc = std::system(cmd.c_str());
+    auto slurp = [](const std::string& p) {
+      std::ifstream in(p);
+      return std::string((std::istreambuf_iterator<char>(in)), {});
+    };
+    return Run{WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, slurp(dir + "/out"), slurp(dir + "/err")};
+  };
+  auto lines = [](const std::string& s) { return std::count(s.begin(), s.end(), '\n'); };
+
+  Run list = ossrun("uploads /oss/bkt/ckpt");
+  INFO(list.out << list.err);
+  CHECK(list.status == 0);
+  CHECK(list.err.empty());
+  CHECK(lines(list.out) == 4);
+  for (const char* key : {"ckpt/a.bin", "ckpt/sub/b.bin", "ckpt/young.bin"})
+    CHECK(list.out.find("/oss/bkt/" + std::string(key) + "  " + ids[key] + "  20") != std::string::npos);
+  CHECK(list.out.find("ckpt2") == std::string::npos);  // a sibling, not under the directory
+  CHECK(list.out.find("other") == std::string::npos);
+  // Initiated (UTC, ISO-8601) and age.
+  CHECK(std::regex_search(list.out,
+                          std::regex(R"(/ckpt/a\.bin  \w+  20\d\d-\d\d-\d\dT\d\d:\d\d:\d\dZ  [3-9]s\n)")));
+  CHECK(std::regex_search(list.out, std::regex(R"(/ckpt/young\.bin  \w+  \S+Z  [0-2]s\n)")));
+  CHECK(list.out.find("3 uploads listed, 0 aborted\n") != std::string::npos);
+
+  Run cleanup = ossrun("uploads --abort --older-than 2s /oss/bkt/ckpt /oss/bkt/ckpt/sub");
+  INFO(cleanup.out << cleanup.err);
+  CHECK(cleanup.status == 0);
+  CHECK(lines(cleanup.out) == 3);
+  CHECK(cleanup.out.find("/oss/bkt/ckpt/a.bin  " + ids["ckpt/a.bin"]) != std::string::npos);
+  CHECK(cleanup.out.find("aborted\n") != std::string::npos);
+  CHECK(cleanup.out.find("2 uploads listed, 2 aborted; 1 younger than 2s left out\n") != std::string::npos);
+  auto left = c->list_multipart_uploads("bkt", "");
+  REQUIRE(left.ok());
+  std::set<std::string> keys;
+  for (const auto& u : left.value()) keys.insert(u.key);
+  CHECK(keys == std::set<std::string>{"ckpt/young.bin", "ckpt2/c.bin", "other/d.bin"});
+
+  // Failures: one line naming the operation, the object and the server's reason; status 1.
+  emu.set_faults("error_status=403&error_code=AccessDenied&ops=AbortMultipartUpload");
+  Run denied = ossrun("uploads --abort /oss/bkt/other");
+  CHECK(denied.status == 1);
+  CHECK(denied.out.find("NOT aborted") != std::string::npos);
+  CHECK(denied.out.find("1 upload listed, 0 aborted\n") != std::string::npos);
+  CHECK(lines(denied.err) == 1);
+  CHECK(denied.err.find("AbortMultipartUpload oss://bkt/other/d.bin: HTTP 403 AccessDenied") !=
+        std::string::npos);
+  emu.clear_faults();
+  Run missing = ossrun("uploads /oss/nosuchbucket");
+  CHECK(missing.status == 1);
+  CHECK(lines(missing.err) == 1);
+  CHECK(missing.err.find("ListMultipartUploads oss://nosuchbucket/: HTTP 404 NoSuchBucket") !=
+        std::string::npos);
+  // Usage errors stop before any request, like ossrun's other usage errors.
+  CHECK(ossrun("uploads --older-than soon /oss/bkt").status == 2);
+  CHECK(ossrun("uploads /elsewhere/bkt").status == 2);
+  CHECK(ossrun("uploads").status == 2);
 }

@@ -4,6 +4,6 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 /usr/bin/python3 "$OSSSHIM_SOURCE_ROOT/tests/shim/make_tree.py" "$root" $((3 << 30))
-chmod -R a-w "$root/bkt"  # modes as on the read-only prefix
+find "$root/bkt" -type d -exec chmod 755 {} + && find "$root/bkt" -type f -exec chmod 644 {} +  # modes as the prefix shows them
 start_emulator
 "$ossrun_bin" -- /usr/bin/python3 "$OSSSHIM_SOURCE_ROOT/tests/shim/python_diff.py" "$root/bkt" /oss/bkt

@@ -118,3 +118,81 @@ TEST_CASE("HTTP status and OSS code map to the errno a local file system gives",
   CHECK(errno_for(0, "") == EIO);
   CHECK(errno_for(200, "") == 0);
 }
+
+TEST_CASE("write refusals map to the errno a local file system gives", "[errno]") {
+  // Quotas someone set: EDQUOT, whatever status the store uses for them.
+  CHECK(errno_for(403, "QuotaExceeded") == EDQUOT);                   // Ceph RGW, versitygw
+  CHECK(errno_for(400, "XMinioAdminBucketQuotaExceeded") == EDQUOT);  // MinIO bucket quota
+  CHECK(errno_for(403, "InsufficientStorageSpace") == EDQUOT);        // Huawei OBS bucket quota
+  // Out of space: ENOSPC, by code or by 507 alone.
+  CHECK(errno_for(507, "InsufficientStorage") == ENOSPC);
+  CHECK(errno_for(507, "XMinioStorageFull") == ENOSPC);
+  CHECK(errno_for(507, "SomethingElse") == ENOSPC);
+  CHECK(errno_for(503, "InsufficientStorage") == ENOSPC);
+  // Too large: EFBIG by code (OSS: 400) or by 413.
+  CHECK(errno_for(400, "EntityTooLarge") == EFBIG);
+  CHECK(errno_for(413, "") == EFBIG);
+  CHECK(errno_for(400, "EntityTooSmall") == EINVAL);
+  // The key exists and the write asked not to replace it (OSS). S3's 412 is mapped by the client,
+  // which knows the request carried If-None-Match: *.
+  CHECK(errno_for(409, "FileAlreadyExists") == EEXIST);
+  CHECK(errno_for(412, "PreconditionFailed") == ESTALE);
+  // A body that did not arrive as sent (Content-MD5): an I/O error, not a bad argument.
+  CHECK(errno_for(400, "InvalidDigest") == EIO);
+  CHECK(errno_for(400, "BadDigest") == EIO);
+  CHECK(errno_for(404, "NoSuchUpload") == ENOENT);
+  CHECK(errno_for(400, "InvalidPart") == EINVAL);
+}
+
+TEST_CASE("ListMultipartUploadsResult pages with url-encoded keys and markers", "[xml]") {
+  xml::UploadsPage page;
+  REQUIRE(xml::parse_list_uploads(
+              R"(<?xml version="1.0" encoding="UTF-8"?>
+<ListMultipartUploadsResult><Bucket>b</Bucket><EncodingType>url</EncodingType>
+<KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker><NextKeyMarker>ckpt%2Fa%20b%2Bc</NextKeyMarker>
+<NextUploadIdMarker>0004B999EF5A239BB9138C6227D6****</NextUploadIdMarker><Prefix>ckpt%2F</Prefix>
+<MaxUploads>2</MaxUploads><IsTruncated>true</IsTruncated>
+<Upload><Key>ckpt%2F%E4%B8%AD</Key><UploadId>0004B999EF518A1FE585B0C9360D****</UploadId>
+<StorageClass>Standard</StorageClass><Initiated>2012-02-23T04:18:23.000Z</Initiated></Upload>
+<Upload><Key>ckpt%2Fa%20b%2Bc</Key><UploadId>0004B999EF5A239BB9138C6227D6****</UploadId>
+<Initiated>2012-02-23T06:14:27.000Z</Initiated></Upload></ListMultipartUploadsResult>)",
+              page)
+              .empty());
+  REQUIRE(page.uploads.size() == 2);
+  CHECK(page.uploads[0].key == "ckpt/\xE4\xB8\xAD");
+  CHECK(page.uploads[0].upload_id == "0004B999EF518A1FE585B0C9360D****");
+  CHECK(page.uploads[0].initiated == 1329970703);
+  CHECK(page.uploads[1].key == "ckpt/a b+c");
+  CHECK(page.truncated);
+  CHECK(page.next_key_marker == "ckpt/a b+c");  // decoded; the client encodes it again in the query
+  CHECK(page.next_upload_id_marker == "0004B999EF5A239BB9138C6227D6****");
+
+  xml::UploadsPage literal;
+  REQUIRE(
+      xml::parse_list_uploads("<ListMultipartUploadsResult><IsTruncated>false</IsTruncated><Upload>"
+                              "<Key>a%20b</Key><UploadId>X</UploadId></Upload></ListMultipartUploadsResult>",
+                              literal)
+          .empty());
+  CHECK(literal.uploads.at(0).key == "a%20b");
+  CHECK_FALSE(literal.truncated);
+
+  xml::UploadsPage bad;
+  CHECK(xml::parse_list_uploads("<Other/>", bad) == "no ListMultipartUploadsResult element");
+  CHECK(xml::parse_list_uploads("<ListMultipartUploadsResult><IsTruncated>true</IsTruncated>"
+                                "</ListMultipartUploadsResult>",
+                                bad) == "truncated upload listing without NextKeyMarker");
+  CHECK(xml::parse_list_uploads("<ListMultipartUploadsResult><Upload><Key>k</Key></Upload>"
+                                "</ListMultipartUploadsResult>",
+                                bad) == "Upload without UploadId");
+  CHECK(xml::parse_list_uploads("<ListMultipartUploadsResult", bad).find("malformed XML") == 0);
+}
+
+TEST_CASE("CopyPartResult carries the part's ETag", "[xml]") {
+  std::string etag;
+  REQUIRE(xml::parse_etag_result("<CopyPartResult><LastModified>2014-07-17T06:27:54.000Z</LastModified>"
+                                 "<ETag>\"5B2EF6D1DB8C8A7B9B4A3F1C0E5A\"</ETag></CopyPartResult>",
+                                 "CopyPartResult", etag)
+              .empty());
+  CHECK(etag == "\"5B2EF6D1DB8C8A7B9B4A3F1C0E5A\"");
+  CHECK(xml::parse_etag_result("<CopyPartResult/>", "CopyPartResult", etag) == "no ETag in CopyPartResult");
+}

@@ -10,7 +10,7 @@ namespace ossemu {
 
 bool FaultSpec::empty() const {
   return first_byte_ms == 0 && bandwidth == 0 && error_status == 0 && reset_after < 0 && truncate_after < 0 &&
-         replace_after < 0;
+         replace_after < 0 && reset_upload_after < 0 && corrupt_upload < 0 && !wrong_crc;
 }
 
 std::optional<std::string> parse_faults(const std::string& spec, FaultSpec& out) {
@@ -54,7 +54,14 @@ std::optional<std::string> parse_faults(const std::string& spec, FaultSpec& out)
       ok = number(f.truncate_after);
     else if (name == "replace_after")
       ok = number(f.replace_after);
-    else if (name == "match")
+    else if (name == "reset_upload_after")
+      ok = number(f.reset_upload_after);
+    else if (name == "corrupt_upload")
+      ok = number(f.corrupt_upload);
+    else if (name == "wrong_crc") {
+      ok = value == "1" || value == "true" || value == "0" || value == "false";
+      f.wrong_crc = value == "1" || value == "true";
+    } else if (name == "match")
       f.match = value;
     else if (name == "ops") {
       std::size_t s = 0;
@@ -70,10 +77,23 @@ std::optional<std::string> parse_faults(const std::string& spec, FaultSpec& out)
     else
       return "unknown fault '" + name +
              "' (known: first_byte_ms bandwidth error_status error_code error_count "
-             "error_percent reset_after truncate_after replace_after match ops count)";
+             "error_percent reset_after truncate_after replace_after reset_upload_after corrupt_upload "
+             "wrong_crc match ops count)";
     if (!ok) return "fault " + name + ": bad value '" + value + "'";
   }
   if ((f.error_count >= 0 || f.error_percent >= 0) && f.error_status == 0) f.error_status = 503;
+  if (f.error_code.empty() && f.error_status != 0) {
+    // The codes the statuses mean on their own; any other status needs its code named.
+    if (f.error_status == 500)
+      f.error_code = "InternalError";
+    else if (f.error_status == 503)
+      f.error_code = "ServiceUnavailable";
+    else if (f.error_status == 507)
+      f.error_code = "InsufficientStorage";
+    else
+      return "fault error_status=" + std::to_string(f.error_status) +
+             " needs error_code=CODE (e.g. error_status=403&error_code=QuotaExceeded)";
+  }
   out = std::move(f);
   return std::nullopt;
 }
@@ -101,9 +121,11 @@ FaultDecision Faults::decide(const std::string& op, const std::string& object) {
   if (!armed_) return d;
   if (!spec_.match.empty() && !object.starts_with(spec_.match)) return d;
   if (!spec_.ops.empty() && std::find(spec_.ops.begin(), spec_.ops.end(), op) == spec_.ops.end()) return d;
+  d.paced = spec_.bandwidth > 0;
   if (spec_.count >= 0 && applied_ >= spec_.count) return d;
   ++applied_;
   d.first_byte_ms = spec_.first_byte_ms;
+  d.wrong_crc = spec_.wrong_crc;
   if (spec_.error_status != 0) {
     bool fail = true;
     if (spec_.error_count >= 0) {
@@ -115,21 +137,16 @@ FaultDecision Faults::decide(const std::string& op, const std::string& object) {
     }
     if (fail) {
       d.error_status = spec_.error_status;
-      d.error_code = !spec_.error_code.empty()   ? spec_.error_code
-                     : spec_.error_status == 503 ? "ServiceUnavailable"
-                                                 : "InternalError";
+      d.error_code = spec_.error_code;
       return d;
     }
   }
   d.reset_after = spec_.reset_after;
   d.truncate_after = spec_.truncate_after;
   d.replace_after = spec_.replace_after;
+  d.reset_upload_after = spec_.reset_upload_after;
+  d.corrupt_upload = spec_.corrupt_upload;
   return d;
-}
-
-bool Faults::paced() {
-  std::lock_guard lock(mu_);
-  return armed_ && spec_.bandwidth > 0;
 }
 
 void Faults::pace(std::size_t bytes) {

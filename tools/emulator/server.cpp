@@ -194,17 +194,15 @@ MHD_Result dispatch(void* cls, MHD_Connection* c, const char* url, const char* m
 
 // ------------------------------------------------------------------ stats
 
-void Stats::record(const std::string& op, const std::string& object, std::uint64_t out, std::uint64_t in) {
+void Stats::record(const std::string& op, const std::string& object, std::uint64_t out) {
   requests++;
   bytes_out += out;
-  bytes_in += in;
   std::lock_guard lock(mu_);
   ops_[op]++;
   if (!object.empty()) {
     auto& o = objects_[object];
     o.requests++;
     o.bytes_out += out;
-    o.bytes_in += in;
   }
 }
 
@@ -212,6 +210,13 @@ void Stats::add_out(const std::string& object, std::uint64_t out) {
   bytes_out += out;
   std::lock_guard lock(mu_);
   objects_[object].bytes_out += out;
+}
+
+void Stats::add_in(const std::string& object, std::uint64_t in) {
+  bytes_in += in;
+  if (object.empty()) return;
+  std::lock_guard lock(mu_);
+  objects_[object].bytes_in += in;
 }
 
 std::string Stats::json() {
@@ -270,6 +275,26 @@ struct Server::Exchange {
     return p ? &p->value : nullptr;
   }
   bool has(const char* name) const { return req.query_param(name) != nullptr; }
+  // A piece of the request body: to the temp file (hashed on the way) or kept in memory.
+  void take_body(const char* data, std::size_t n) {
+    if (!stream_body) {
+      if (body.size() + n > (64u << 20))
+        early = Failure{400, "EntityTooLarge", "request body too large for this operation"};
+      else
+        body.append(data, n);
+      return;
+    }
+    digest.update(data, n);
+    while (n > 0) {
+      ssize_t w = ::write(body_fd, data, n);
+      if (w <= 0) {
+        early = Failure{500, "InternalError", std::string("write: ") + std::strerror(errno)};
+        return;
+      }
+      data += w;
+      n -= static_cast<std::size_t>(w);
+    }
+  }
   // Drops a partly received body so a failed upload leaves nothing behind, before the reply.
   void discard_body() {
     if (body_fd >= 0) ::close(body_fd);
@@ -352,26 +377,32 @@ int Server::handle(void* connection, const char* url, const char* method, const 
     return MHD_YES;
   }
   if (*upload_size > 0) {
-    x->received += *upload_size;
-    if (!x->early) {
-      if (x->stream_body) {
-        x->digest.update(upload_data, *upload_size);
-        const char* p = upload_data;
-        std::size_t left = *upload_size;
-        while (left > 0) {
-          ssize_t n = ::write(x->body_fd, p, left);
-          if (n <= 0) {
-            x->early = Failure{500, "InternalError", std::string("write: ") + std::strerror(errno)};
-            break;
-          }
-          p += n;
-          left -= static_cast<std::size_t>(n);
-        }
-      } else if (x->body.size() + *upload_size > (64u << 20)) {
-        x->early = Failure{400, "EntityTooLarge", "request body too large for this operation"};
-      } else {
-        x->body.append(upload_data, *upload_size);
+    bool reset = false;
+    std::size_t n = *upload_size;
+    if (std::int64_t at = x->fault.reset_upload_after;
+        at >= 0 && x->received + n > static_cast<std::uint64_t>(at)) {
+      n = static_cast<std::size_t>(static_cast<std::uint64_t>(at) - x->received);
+      reset = true;
+    }
+    // Request bodies share the bandwidth cap with response bodies: not reading holds the sender back.
+    if (x->fault.paced && n > 0) faults_.pace(n);
+    std::string corrupted;
+    if (std::int64_t at = x->fault.corrupt_upload; at >= 0 && static_cast<std::uint64_t>(at) >= x->received &&
+                                                   static_cast<std::uint64_t>(at) < x->received + n) {
+      corrupted.assign(upload_data, n);
+      corrupted[static_cast<std::uint64_t>(at) - x->received] ^= 0x5a;  // damaged on the way in
+      upload_data = corrupted.data();
+    }
+    x->received += n;
+    stats_.add_in(x->object, n);
+    if (!x->early && n > 0) x->take_body(upload_data, n);
+    if (reset) {
+      // RST instead of FIN: the client sees the connection reset mid-upload.
+      if (const MHD_ConnectionInfo* ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD)) {
+        linger l{1, 0};
+        setsockopt(ci->connect_fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
       }
+      return MHD_NO;
     }
     *upload_size = 0;
     return MHD_YES;
@@ -499,6 +530,10 @@ static void lowercase_etags(Reply& reply) {
 
 static int send_reply(Server& s, Server::Exchange& x, Reply& reply) {
   if (x.s3_dialect) lowercase_etags(reply);
+  if (x.fault.wrong_crc)
+    for (auto& h : reply.headers)
+      if (util::iequals(h.name, "x-oss-hash-crc64ecma"))
+        h.value = std::to_string(std::strtoull(h.value.c_str(), nullptr, 10) + 1);
   if (x.fault.first_byte_ms) std::this_thread::sleep_for(std::chrono::milliseconds(x.fault.first_byte_ms));
   MHD_Response* resp;
   std::uint64_t out_bytes = 0;
@@ -518,8 +553,9 @@ static int send_reply(Server& s, Server::Exchange& x, Reply& reply) {
   MHD_add_response_header(resp, "x-oss-request-id", x.request_id.c_str());
   MHD_add_response_header(resp, "Server", "oss-emulator");
   for (const auto& h : reply.headers) MHD_add_response_header(resp, h.name.c_str(), h.value.c_str());
-  // Bytes of callback streams are counted as they leave; the rest when queued.
-  s.stats().record(x.op, x.object, out_bytes, x.received);
+  // Bytes of callback streams are counted as they leave; the rest when queued. Request bodies
+  // were counted as they arrived.
+  s.stats().record(x.op, x.object, out_bytes);
   MHD_Result ret = MHD_queue_response(x.conn, static_cast<unsigned>(reply.status), resp);
   MHD_destroy_response(resp);
   return ret;
@@ -563,13 +599,15 @@ static void object_headers(Reply& reply, const ObjectMeta& m) {
 
 // Conditional headers; returns a status (304/412) to stop with, or 0.
 static int preconditions(const Request& r, const ObjectMeta& m) {
-  if (const std::string* v = r.header("If-Match"); v && unquote(*v) != unquote(m.etag) && *v != "*")
+  if (const std::string* v = r.header("If-Match");
+      v && !util::iequals(unquote(*v), unquote(m.etag)) && *v != "*")
     return 412;
   if (const std::string* v = r.header("If-Unmodified-Since")) {
     auto t = util::parse_rfc1123(*v);
     if (t && m.mtime > *t) return 412;
   }
-  if (const std::string* v = r.header("If-None-Match"); v && (unquote(*v) == unquote(m.etag) || *v == "*"))
+  if (const std::string* v = r.header("If-None-Match");
+      v && (util::iequals(unquote(*v), unquote(m.etag)) || *v == "*"))
     return 304;
   if (const std::string* v = r.header("If-Modified-Since")) {
     auto t = util::parse_rfc1123(*v);
@@ -615,6 +653,40 @@ static bool parse_range(const std::string& h, std::uint64_t size, bool standard,
 static std::string list_key(const Server::Exchange& x, const std::string& key) {
   const std::string* enc = x.q("encoding-type");
   return enc && *enc == "url" ? util::uri_encode(key, true) : key;
+}
+
+// Content-MD5 against the body received: nullopt when absent or equal. OSS answers a mismatch with
+// InvalidDigest (its error 0017-00000503), S3 with BadDigest; a value that is not base64 of 16
+// bytes is InvalidDigest on both.
+static std::optional<Failure> check_md5(const Server::Exchange& x, const std::string& md5) {
+  const std::string* want = x.req.header("Content-MD5");
+  if (!want) return std::nullopt;
+  std::string raw;
+  if (!util::base64_decode(util::trim(*want), raw) || raw.size() != 16)
+    return Failure{400, "InvalidDigest", "The Content-MD5 you specified was invalid."};
+  if (raw == md5) return std::nullopt;
+  return Failure{400, x.s3_dialect ? "BadDigest" : "InvalidDigest",
+                 "The Content-MD5 you specified did not match what we received."};
+}
+
+// How a write asks not to replace an existing object: OSS's x-oss-forbid-overwrite: true (refused
+// with 409 FileAlreadyExists) or S3's If-None-Match: * (refused with 412 PreconditionFailed).
+enum class Overwrite { allowed, forbidden_oss, forbidden_s3 };
+static Overwrite overwrite_rule(const Request& r) {
+  if (const std::string* v = r.header("x-oss-forbid-overwrite"); v && util::iequals(util::trim(*v), "true"))
+    return Overwrite::forbidden_oss;
+  if (const std::string* v = r.header("If-None-Match"); v && util::trim(*v) == "*")
+    return Overwrite::forbidden_s3;
+  return Overwrite::allowed;
+}
+static Failure overwrite_refused(Overwrite rule) {
+  if (rule == Overwrite::forbidden_s3)
+    return {412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold."};
+  return {409, "FileAlreadyExists", "The object you specified already exists and can not be overwritten."};
+}
+// The store refuses with FileAlreadyExists; S3 clients get their 412 instead.
+static Failure as_client_expects(const Failure& f, Overwrite rule) {
+  return f.code == "FileAlreadyExists" ? overwrite_refused(rule) : f;
 }
 
 static int do_get(Server& s, Server::Exchange& x) {
@@ -667,7 +739,7 @@ static int do_get(Server& s, Server::Exchange& x) {
   if (fd < 0) return send_failure(s, x, {404, "NoSuchKey", "The specified key does not exist."});
   reply.offset = first;
   reply.length = length;
-  if (x.fault.body_faults() || s.faults().paced()) {
+  if (x.fault.body_faults() || x.fault.paced) {
     const MHD_ConnectionInfo* ci = MHD_get_connection_info(x.conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     reply.stream = new Stream{&s,
                               fd,
@@ -687,18 +759,16 @@ static int do_get(Server& s, Server::Exchange& x) {
 
 static int do_put_object(Server& s, Server::Exchange& x) {
   std::string md5 = x.digest.md5_raw();
-  if (const std::string* want = x.req.header("Content-MD5"); want && *want != util::base64_encode(md5))
-    return send_failure(
-        s, x, {400, "InvalidDigest", "The Content-MD5 you specified did not match what we received."});
+  if (auto f = check_md5(x, md5)) return send_failure(s, x, *f);
   ::close(x.body_fd);
   x.body_fd = -1;
   const std::string* ctype = x.req.header("Content-Type");
-  const std::string* forbid = x.req.header("x-oss-forbid-overwrite");
+  Overwrite rule = overwrite_rule(x.req);
   ObjectMeta m;
   auto f = s.store().commit(x.req.bucket, x.req.key, x.temp_path, "\"" + util::hex_upper(md5) + "\"",
-                            ctype ? *ctype : "application/octet-stream", forbid && *forbid == "true", m);
+                            ctype ? *ctype : "application/octet-stream", rule != Overwrite::allowed, m);
   x.temp_path.clear();
-  if (f) return send_failure(s, x, *f);
+  if (f) return send_failure(s, x, as_client_expects(*f, rule));
   Reply reply;
   reply.headers = {{"ETag", m.etag},
                    {"x-oss-hash-crc64ecma", std::to_string(m.crc64)},
@@ -742,11 +812,31 @@ static std::optional<Failure> copy_range(const ObjectMeta& src, std::uint64_t fi
   return std::nullopt;
 }
 
+// x-oss-copy-source-if-* (x-amz-copy-source-if-*) against the source: 412 for if-match and
+// if-unmodified-since, 304 for if-none-match and if-modified-since, as for a GET; 0 when they hold.
+static int copy_preconditions(const Request& r, const ObjectMeta& src) {
+  Request conditions;
+  for (const char* name : {"if-match", "if-none-match", "if-modified-since", "if-unmodified-since"}) {
+    const std::string* v = r.header(std::string("x-oss-copy-source-") + name);
+    if (!v) v = r.header(std::string("x-amz-copy-source-") + name);
+    if (v) conditions.set_header(name, *v);
+  }
+  return preconditions(conditions, src);
+}
+
 static int do_copy(Server& s, Server::Exchange& x, bool part) {
   std::string sb, sk;
   if (!copy_source(x.req, sb, sk)) return send_failure(s, x, {400, "InvalidArgument", "bad copy source"});
   ObjectMeta src;
   if (auto f = s.store().head(sb, sk, src)) return send_failure(s, x, *f);
+  if (int st = copy_preconditions(x.req, src); st == 412) {
+    return send_failure(
+        s, x, {412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold."});
+  } else if (st == 304) {
+    Reply reply;
+    reply.status = 304;
+    return send_reply(s, x, reply);
+  }
   std::uint64_t first = 0, len = src.size;
   const std::string* range = x.req.header("x-oss-copy-source-range");
   if (!range) range = x.req.header("x-amz-copy-source-range");
@@ -780,14 +870,20 @@ static int do_copy(Server& s, Server::Exchange& x, bool part) {
     if (auto f = s.store().commit_part(dir, std::atoi(x.q("partNumber")->c_str()), temp, etag, info))
       return send_failure(s, x, *f);
     x.temp_path.clear();
-    return send_xml(s, x,
-                    "<CopyPartResult>" + tag("LastModified", util::format_iso8601_ms(info.mtime)) +
-                        tag("ETag", etag) + "</CopyPartResult>\n");
+    Reply reply;
+    reply.headers = {{"Content-Type", "application/xml"},
+                     {"x-oss-hash-crc64ecma", std::to_string(info.crc64)}};
+    reply.body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CopyPartResult>" +
+                 tag("LastModified", util::format_iso8601_ms(info.mtime)) + tag("ETag", etag) +
+                 "</CopyPartResult>\n";
+    return send_reply(s, x, reply);
   }
+  Overwrite rule = overwrite_rule(x.req);
   ObjectMeta m;
-  auto f = s.store().commit(x.req.bucket, x.req.key, temp, src.etag, src.content_type, false, m);
+  auto f = s.store().commit(x.req.bucket, x.req.key, temp, src.etag, src.content_type,
+                            rule != Overwrite::allowed, m);
   x.temp_path.clear();
-  if (f) return send_failure(s, x, *f);
+  if (f) return send_failure(s, x, as_client_expects(*f, rule));
   Reply reply;
   reply.headers = {{"Content-Type", "application/xml"}, {"x-oss-hash-crc64ecma", std::to_string(m.crc64)}};
   reply.body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<" + result_root + ">" + tag("ETag", m.etag) +
@@ -850,6 +946,12 @@ static int do_multipart(Server& s, Server::Exchange& x) {
   const Request& r = x.req;
   if (x.op == "InitiateMultipartUpload") {
     if (std::string p; auto f = s.store().object_path(r.bucket, r.key, p)) return send_failure(s, x, *f);
+    if (!s.store().bucket_exists(r.bucket))
+      return send_failure(s, x, {404, "NoSuchBucket", "The specified bucket does not exist."});
+    // OSS checks x-oss-forbid-overwrite here already (and again at completion); S3 takes no
+    // conditional header on CreateMultipartUpload.
+    if (ObjectMeta m; overwrite_rule(r) == Overwrite::forbidden_oss && !s.store().head(r.bucket, r.key, m))
+      return send_failure(s, x, overwrite_refused(Overwrite::forbidden_oss));
     const std::string* ctype = r.header("Content-Type");
     std::string id = s.store().initiate(r.bucket, r.key, ctype ? *ctype : "application/octet-stream");
     return send_xml(s, x,
@@ -862,9 +964,7 @@ static int do_multipart(Server& s, Server::Exchange& x) {
     ::close(x.body_fd);
     x.body_fd = -1;
     std::string md5 = x.digest.md5_raw();
-    if (const std::string* want = r.header("Content-MD5"); want && *want != util::base64_encode(md5))
-      return send_failure(
-          s, x, {400, "InvalidDigest", "The Content-MD5 you specified did not match what we received."});
+    if (auto f = check_md5(x, md5)) return send_failure(s, x, *f);
     PartInfo info;
     std::string etag = "\"" + util::hex_upper(md5) + "\"";
     if (auto f =
@@ -888,11 +988,10 @@ static int do_multipart(Server& s, Server::Exchange& x) {
         wanted.emplace_back(p.child("PartNumber").text().as_int(), p.child("ETag").text().as_string());
       if (wanted.empty()) return send_failure(s, x, {400, "MalformedXML", "no Part elements"});
     }
-    const std::string* forbid = r.header("x-oss-forbid-overwrite");
+    Overwrite rule = overwrite_rule(r);
     ObjectMeta m;
-    if (auto f =
-            s.store().complete(r.bucket, r.key, *x.q("uploadId"), wanted, forbid && *forbid == "true", m))
-      return send_failure(s, x, *f);
+    if (auto f = s.store().complete(r.bucket, r.key, *x.q("uploadId"), wanted, rule != Overwrite::allowed, m))
+      return send_failure(s, x, as_client_expects(*f, rule));
     Reply reply;
     reply.headers = {{"Content-Type", "application/xml"}, {"x-oss-hash-crc64ecma", std::to_string(m.crc64)}};
     reply.body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CompleteMultipartUploadResult>" +
@@ -936,12 +1035,45 @@ static int do_multipart(Server& s, Server::Exchange& x) {
            tag("IsTruncated", truncated ? "true" : "false") + items + "</ListPartsResult>\n";
     return send_xml(s, x, xml);
   }
-  // ListMultipartUploads
-  std::string xml = "<ListMultipartUploadsResult>" + tag("Bucket", r.bucket) + tag("IsTruncated", "false");
-  for (const auto& u : s.store().uploads(r.bucket))
-    xml += "<Upload>" + tag("Key", list_key(x, u.key)) + tag("UploadId", u.upload_id) +
-           tag("Initiated", util::format_iso8601_ms(u.initiated)) + "</Upload>";
-  return send_xml(s, x, xml + "</ListMultipartUploadsResult>\n");
+  // ListMultipartUploads: in (key, upload id) order, after the markers, max-uploads a page.
+  if (!s.store().bucket_exists(r.bucket))
+    return send_failure(s, x, {404, "NoSuchBucket", "The specified bucket does not exist."});
+  auto get = [&](const char* n) { return x.q(n) ? *x.q(n) : std::string(); };
+  int max = 1000;
+  if (x.q("max-uploads")) {
+    max = std::atoi(get("max-uploads").c_str());
+    if (max < 1 || max > 1000 || get("max-uploads").find_first_not_of("0123456789") != std::string::npos)
+      return send_failure(s, x, {400, "InvalidArgument", "max-uploads must be between 1 and 1000"});
+  }
+  std::string prefix = get("prefix"), key_marker = get("key-marker"), id_marker = get("upload-id-marker");
+  std::string items;
+  int count = 0;
+  bool truncated = false;
+  const UploadInfo* last = nullptr;
+  std::vector<UploadInfo> all = s.store().uploads(r.bucket, prefix);
+  for (const auto& u : all) {
+    // With only a key marker, uploads of that key are skipped; with an upload-id marker too, those after it.
+    if (!key_marker.empty() &&
+        (u.key < key_marker || (u.key == key_marker && (id_marker.empty() || u.upload_id <= id_marker))))
+      continue;
+    if (count == max) {
+      truncated = true;
+      break;
+    }
+    ++count;
+    last = &u;
+    items += "<Upload>" + tag("Key", list_key(x, u.key)) + tag("UploadId", u.upload_id) +
+             tag("StorageClass", "Standard") + tag("Initiated", util::format_iso8601_ms(u.initiated)) +
+             "</Upload>";
+  }
+  std::string xml = "<ListMultipartUploadsResult>" + tag("Bucket", r.bucket) +
+                    tag("KeyMarker", list_key(x, key_marker)) + tag("UploadIdMarker", id_marker) +
+                    tag("NextKeyMarker", truncated ? list_key(x, last->key) : "") +
+                    tag("NextUploadIdMarker", truncated ? last->upload_id : "") + tag("Delimiter", "") +
+                    tag("Prefix", list_key(x, prefix)) + tag("MaxUploads", std::to_string(max)) +
+                    tag("IsTruncated", truncated ? "true" : "false");
+  if (x.q("encoding-type")) xml += tag("EncodingType", get("encoding-type"));
+  return send_xml(s, x, xml + items + "</ListMultipartUploadsResult>\n");
 }
 
 static int do_bucket(Server& s, Server::Exchange& x) {

@@ -37,8 +37,10 @@ struct ObjectCounters {
 class Stats {
  public:
   std::atomic<std::uint64_t> requests{0}, bytes_out{0}, bytes_in{0}, connections{0};
-  void record(const std::string& op, const std::string& object, std::uint64_t out, std::uint64_t in);
-  void add_out(const std::string& object, std::uint64_t out);
+  // One answered request and the response bytes queued with it.
+  void record(const std::string& op, const std::string& object, std::uint64_t out);
+  void add_out(const std::string& object, std::uint64_t out);  // response bytes as they leave
+  void add_in(const std::string& object, std::uint64_t in);    // request body bytes as they arrive
   std::string json();
   void reset();
 

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <tuple>
 
 #include "util/crc64.hpp"
 #include "util/encode.hpp"
@@ -227,11 +228,12 @@ std::optional<Failure> Store::commit(const std::string& bucket, const std::strin
     return head(bucket, key, meta);
   }
   struct stat st;
-  if (forbid_overwrite && ::stat(path.c_str(), &st) == 0) {
+  auto exists = [&] {
     ::unlink(temp_path.c_str());
     return Failure{409, "FileAlreadyExists",
                    "The object you specified already exists and can not be overwritten."};
-  }
+  };
+  if (forbid_overwrite && ::stat(path.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) return exists();
   if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
     ::unlink(temp_path.c_str());
     return Failure{409, "InvalidObjectName", "the emulator holds objects under this key as a prefix"};
@@ -245,7 +247,16 @@ std::optional<Failure> Store::commit(const std::string& bucket, const std::strin
     c->etag = etag;
     c->content_type = content_type;
   }
-  if (::rename(temp_path.c_str(), path.c_str()) != 0) return internal("rename");
+  if (forbid_overwrite) {
+    // link() never replaces: the check above and this one cannot be raced past.
+    if (::link(temp_path.c_str(), path.c_str()) != 0) {
+      if (errno == EEXIST) return exists();
+      return internal("link");
+    }
+    ::unlink(temp_path.c_str());
+  } else if (::rename(temp_path.c_str(), path.c_str()) != 0) {
+    return internal("rename");
+  }
   return head(bucket, key, meta);
 }
 
@@ -332,6 +343,7 @@ std::string Store::initiate(const std::string& bucket, const std::string& key,
   write_small(dir + "/bucket", bucket);
   write_small(dir + "/key", key);
   write_small(dir + "/content-type", content_type);
+  write_small(dir + "/initiated", std::to_string(std::time(nullptr)));
   return id;
 }
 
@@ -475,21 +487,28 @@ std::optional<Failure> Store::abort(const std::string& bucket, const std::string
   return std::nullopt;
 }
 
-std::vector<UploadInfo> Store::uploads(const std::string& bucket) {
+std::vector<UploadInfo> Store::uploads(const std::string& bucket, const std::string& prefix) {
   std::vector<UploadInfo> out;
   std::string base = state_ + "/uploads";
   if (DIR* d = ::opendir(base.c_str())) {
     while (dirent* e = ::readdir(d)) {
       std::string id = e->d_name;
       if (id[0] == '.') continue;
-      if (read_small(base + "/" + id + "/bucket") != bucket) continue;
-      struct stat st;
-      ::stat((base + "/" + id).c_str(), &st);
-      out.push_back({bucket, read_small(base + "/" + id + "/key"), id, st.st_mtim.tv_sec});
+      std::string dir = base + "/" + id;
+      if (read_small(dir + "/bucket") != bucket) continue;
+      std::string key = read_small(dir + "/key");
+      if (!key.starts_with(prefix)) continue;
+      // The time of initiation (the directory's mtime changes with every part).
+      std::time_t initiated = static_cast<std::time_t>(std::atoll(read_small(dir + "/initiated").c_str()));
+      if (struct stat st; initiated == 0 && ::stat((dir + "/bucket").c_str(), &st) == 0)
+        initiated = st.st_mtim.tv_sec;
+      out.push_back({bucket, key, id, initiated});
     }
     ::closedir(d);
   }
-  std::sort(out.begin(), out.end(), [](const UploadInfo& a, const UploadInfo& b) { return a.key < b.key; });
+  std::sort(out.begin(), out.end(), [](const UploadInfo& a, const UploadInfo& b) {
+    return std::tie(a.key, a.upload_id) < std::tie(b.key, b.upload_id);
+  });
   return out;
 }
 

@@ -77,6 +77,8 @@ class Store {
   std::optional<Failure> head(const std::string& bucket, const std::string& key, ObjectMeta& meta);
 
   // Moves a fully written temp file into place atomically; remembers its MD5-based ETag and type.
+  // With forbid_overwrite, an existing object is kept (409 FileAlreadyExists), atomically: of two
+  // such commits racing for one key, one wins.
   std::optional<Failure> commit(const std::string& bucket, const std::string& key,
                                 const std::string& temp_path, const std::string& etag,
                                 const std::string& content_type, bool forbid_overwrite, ObjectMeta& meta);
@@ -104,7 +106,8 @@ class Store {
                                   bool forbid_overwrite, ObjectMeta& meta);
   std::optional<Failure> abort(const std::string& bucket, const std::string& key,
                                const std::string& upload_id);
-  std::vector<UploadInfo> uploads(const std::string& bucket);
+  // The bucket's incomplete uploads whose key starts with prefix, in (key, upload id) order.
+  std::vector<UploadInfo> uploads(const std::string& bucket, const std::string& prefix = "");
 
  private:
   struct Identity {

@@ -1,5 +1,6 @@
 // ossrun's own commands on the node's shared cache: warm (fetch ahead of a launch), stat (live
-// counters), cache clear. They use core directly; no preloading involved.
+// counters), cache clear; and on the store: uploads (list and abort incomplete multipart uploads).
+// They use core directly; no preloading involved.
 #include "commands.hpp"
 
 #include <unistd.h>
@@ -8,11 +9,17 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <ctime>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <thread>
 
 #include "auth/credentials.hpp"
 #include "cache/cache.hpp"
+#include "oss/client.hpp"
+#include "util/encode.hpp"
 #include "util/size.hpp"
 #include "vfs/path.hpp"
 #include "vfs/vfs.hpp"
@@ -174,6 +181,136 @@ int stat(const Config& config, bool objects, double watch) {
     std::this_thread::sleep_for(std::chrono::duration<double>(watch));
     std::printf("\n");
   }
+}
+
+namespace {
+
+// A duration as the configuration writes them: "500ms", "30s", "15m" (or "15min"), "2h", or a bare
+// number of milliseconds.
+std::optional<std::int64_t> parse_duration_ms(std::string s) {
+  std::size_t i = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+  if (i == 0 || i > 12) return std::nullopt;
+  std::int64_t n = std::stoll(s.substr(0, i));
+  std::string unit = util::to_lower(s.substr(i));
+  if (unit.empty() || unit == "ms") return n;
+  if (unit == "s") return n * 1000;
+  if (unit == "m" || unit == "min") return n * 60000;
+  if (unit == "h") return n * 3600000;
+  return std::nullopt;
+}
+
+// "2d3h", "3h12m", "12m5s", "40s": the two largest units.
+std::string format_age(std::int64_t seconds) {
+  if (seconds < 0) seconds = 0;
+  std::int64_t d = seconds / 86400, h = seconds / 3600 % 24, m = seconds / 60 % 60, sec = seconds % 60;
+  char buf[48];
+  if (d > 0)
+    std::snprintf(buf, sizeof buf, "%lldd%lldh", static_cast<long long>(d), static_cast<long long>(h));
+  else if (h > 0)
+    std::snprintf(buf, sizeof buf, "%lldh%lldm", static_cast<long long>(h), static_cast<long long>(m));
+  else if (m > 0)
+    std::snprintf(buf, sizeof buf, "%lldm%llds", static_cast<long long>(m), static_cast<long long>(sec));
+  else
+    std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(sec));
+  return buf;
+}
+
+std::string format_utc(std::time_t t) {
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+int uploads_usage(const std::string& why) {
+  std::fprintf(stderr,
+               "ossrun uploads: %s (usage: ossrun uploads [--abort] [--older-than DURATION] PATH...)\n",
+               why.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int uploads(const Config& config, const std::vector<std::string>& args) {
+  bool abort = false;
+  std::optional<std::int64_t> older_than_ms;
+  std::string older_than_text;
+  std::vector<vfs::VPath> paths;
+  std::vector<std::string> given_paths;
+  for (std::size_t k = 0; k < args.size(); ++k) {
+    const std::string& a = args[k];
+    if (a == "--abort") {
+      abort = true;
+    } else if (a == "--older-than" || a.starts_with("--older-than=")) {
+      if (a == "--older-than" && k + 1 >= args.size()) return uploads_usage("--older-than needs a DURATION");
+      older_than_text = a == "--older-than" ? args[++k] : a.substr(std::strlen("--older-than="));
+      older_than_ms = parse_duration_ms(older_than_text);
+      if (!older_than_ms)
+        return uploads_usage("--older-than '" + older_than_text +
+                             "': expected a duration such as 30s, 15m, 2h or 500ms");
+    } else if (a.starts_with("-")) {
+      return uploads_usage("unknown option " + a);
+    } else {
+      vfs::VPath p;
+      if (a.empty() || a[0] != '/' || !vfs::parse(config.prefix, a, p) || p.is_prefix_root())
+        return uploads_usage(a + " is not under " + config.prefix + "/BUCKET");
+      paths.push_back(p);
+      given_paths.push_back(a);
+    }
+  }
+  if (paths.empty()) return uploads_usage("no PATH given");
+
+  auto creds = auth::credentials_from_env(config.signature, process_env());
+  if (!creds) return std::fprintf(stderr, "ossrun uploads: %s\n", creds.error().to_string().c_str()), 2;
+  auto client = oss::Client::create(config, creds->creds);
+  if (!client) return std::fprintf(stderr, "ossrun uploads: %s\n", client.error().to_string().c_str()), 2;
+
+  std::size_t listed = 0, aborted = 0, younger = 0, failed = 0;
+  std::set<std::pair<std::string, std::string>> seen;  // (bucket, upload id): overlapping PATHs list once
+  std::time_t now = std::time(nullptr);
+  for (const auto& p : paths) {
+    // A PATH is a file or a directory: its key itself and the keys below it, not "key2".
+    auto found = (*client)->list_multipart_uploads(p.bucket, p.key);
+    if (!found) {
+      std::fprintf(stderr, "ossrun uploads: %s\n", found.error().to_string().c_str());
+      ++failed;
+      continue;
+    }
+    for (const auto& u : found.value()) {
+      if (!p.key.empty() && u.key != p.key && !u.key.starts_with(p.key + "/")) continue;
+      if (!seen.insert({p.bucket, u.upload_id}).second) continue;
+      std::int64_t age = static_cast<std::int64_t>(now - u.initiated);
+      if (older_than_ms && age * 1000 <= *older_than_ms) {
+        ++younger;
+        continue;
+      }
+      ++listed;
+      vfs::VPath object{p.bucket, u.key};
+      std::string line = vfs::to_string(config.prefix, object) + "  " + u.upload_id + "  " +
+                         format_utc(u.initiated) + "  " + format_age(age);
+      if (abort) {
+        Status st = (*client)->abort_multipart(p.bucket, u.key, u.upload_id);
+        if (st) {
+          ++aborted;
+          line += "  aborted";
+        } else if (st.error().code == "NoSuchUpload") {
+          line += "  already gone (completed or aborted meanwhile)";
+        } else {
+          ++failed;
+          line += "  NOT aborted";
+          std::fprintf(stderr, "ossrun uploads: %s\n", st.error().to_string().c_str());
+        }
+      }
+      std::printf("%s\n", line.c_str());
+      std::fflush(stdout);
+    }
+  }
+  std::printf("%zu upload%s listed, %zu aborted", listed, listed == 1 ? "" : "s", aborted);
+  if (younger) std::printf("; %zu younger than %s left out", younger, older_than_text.c_str());
+  std::printf("\n");
+  return failed ? 1 : 0;
 }
 
 int clear(const Config& config) {

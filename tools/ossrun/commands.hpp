@@ -1,4 +1,4 @@
-// ossrun's subcommands on the shared cache (commands.cpp). Each returns the exit code.
+// ossrun's subcommands on the shared cache and on uploads (commands.cpp). Each returns the exit code.
 #pragma once
 
 #include <string>
@@ -14,5 +14,9 @@ int warm(const ossshim::Config& config, const std::vector<std::string>& paths);
 int stat(const ossshim::Config& config, bool objects, double watch);
 // ossrun cache clear: empties the cache, or names the processes that use it.
 int clear(const ossshim::Config& config);
+// ossrun uploads [--abort] [--older-than DURATION] PATH...: lists the incomplete multipart uploads
+// under each PATH (a file or directory under the prefix) and with --abort aborts them. `args` is
+// everything after "uploads".
+int uploads(const ossshim::Config& config, const std::vector<std::string>& args);
 
 }  // namespace ossrun

@@ -45,6 +45,11 @@ const std::map<std::string, std::string> kHelp = {
     {"readahead", "largest sequential read-ahead window (default 256m; 0: none)"},
     {"attr_ttl", "metadata cache lifetime (default 60s)"},
     {"negative_ttl", "\"does not exist\" cache lifetime (default 5s)"},
+    {"part_size", "multipart upload part size (default 8m)"},
+    {"upload_concurrency", "parallel part uploads per process (default 8)"},
+    {"staging_dir", "local directory for staged writes (default $TMPDIR or /tmp)"},
+    {"staging_reserve", "free space a staged file must leave (default 1g)"},
+    {"stage_writes", "false (default) or true: stage every written file locally"},
     {"log", "error, warn (default), info or debug"},
     {"log_file", "append log lines to this file (default stderr)"},
 };
@@ -63,6 +68,9 @@ void usage(FILE* out) {
       "       ossrun [OPTIONS] warm PATH...           fetch files or whole prefixes into the cache\n"
       "       ossrun [OPTIONS] stat [--objects] [--watch SECONDS]   the shared cache's counters\n"
       "       ossrun [OPTIONS] cache clear            empty the shared cache (refused while in use)\n"
+      "       ossrun [OPTIONS] uploads [--abort] [--older-than DURATION] PATH...\n"
+      "                                               list (and abort) incomplete multipart uploads\n"
+      "                                               under PATH, e.g. left by a crashed writer\n"
       "\n"
       "Runs COMMAND with libossshim.so preloaded: paths under the prefix (default /oss) are\n"
       "OSS objects, /oss/BUCKET/KEY. Options set the matching OSSSHIM_* environment variable\n"
@@ -83,8 +91,10 @@ void usage(FILE* out) {
   std::fprintf(out,
                "\ncredentials: OSS_ACCESS_KEY_ID / OSS_ACCESS_KEY_SECRET [/ OSS_SESSION_TOKEN], or the\n"
                "ALIBABA_CLOUD_* forms; AWS_* for --signature s3v4. They are never logged.\n"
-               "\nwarm, stat and cache are ossrun's own commands; to run a program of that name, put --\n"
-               "before it (ossrun -- stat FILE).\n"
+               "\nwarm, stat, cache and uploads are ossrun's own commands; to run a program of that name,\n"
+               "put -- before it (ossrun -- stat FILE).\n"
+               "uploads prints one line per upload (path, upload id, initiated (UTC), age) and\n"
+               "\"N uploads listed, M aborted\"; with --older-than 1h, only uploads older than that.\n"
                "\nexample: ossrun --endpoint oss-cn-hangzhou-internal.aliyuncs.com -- python3 load.py "
                "/oss/bkt/model\n");
 }
@@ -184,6 +194,7 @@ int main(int argc, char** argv) {
       }
       return ossrun::stat(config.value(), objects, watch);
     }
+    if (sub == "uploads") return ossrun::uploads(config.value(), rest);
     if (sub == "cache") {
       if (rest.size() != 1 || rest[0] != "clear") die("usage: ossrun cache clear");
       return ossrun::clear(config.value());

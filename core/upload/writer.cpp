@@ -1,0 +1,443 @@
+#include "upload/writer.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "log/log.hpp"
+#include "util/crc64.hpp"
+#include "util/size.hpp"
+
+namespace ossshim::upload {
+
+namespace {
+constexpr int kMaxParts = 10000;
+constexpr std::uint64_t kMaxPart = 5ull << 30;
+constexpr std::uint64_t kReserveStep = 64ull << 20;  // free space is re-checked every 64 MiB of growth
+
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
+}  // namespace
+
+// --- Uploader ---------------------------------------------------------------------------------
+
+Uploader::Uploader(const Config& config, oss::Client& client)
+    : config_(config),
+      client_(client),
+      pool_(config.upload_concurrency),
+      // Twice the workers' worth of parts: one set uploading, one queued behind them.
+      budget_(2ull * config.upload_concurrency * config.part_size) {}
+
+void Uploader::submit(std::uint64_t bytes, std::function<void()> job) {
+  {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return in_flight_ == 0 || in_flight_ + bytes <= budget_; });
+    in_flight_ += bytes;
+  }
+  pool_.submit(std::move(job), fetch::Fetcher::Priority::demand);
+}
+
+void Uploader::done(std::uint64_t bytes) {
+  {
+    std::lock_guard lock(mu_);
+    in_flight_ -= std::min(bytes, in_flight_);
+  }
+  cv_.notify_all();
+}
+
+void Uploader::after_fork_child() {
+  pool_.after_fork_child();
+  new (&mu_) std::mutex;
+  new (&cv_) std::condition_variable;
+  in_flight_ = 0;
+}
+
+std::uint64_t part_bytes(std::uint64_t part_size, int number) {
+  int doublings = std::min((number - 1) / 2000, 10);
+  return std::min(part_size << doublings, kMaxPart);
+}
+
+// --- Writer -----------------------------------------------------------------------------------
+
+struct Writer::Parts {
+  std::mutex mu;
+  std::condition_variable cv;
+  int pending = 0;
+  std::vector<oss::UploadedPart> done;  // any order; sorted at completion
+  std::optional<Error> failure;         // the first failure
+};
+
+Writer::Writer(Uploader& uploader, Options options)
+    : up_(uploader), opt_(std::move(options)), dirty_(!opt_.base_size) {
+  if (opt_.base_size) size_ = *opt_.base_size;
+  const char* tmp = std::getenv("TMPDIR");
+  std::string base = !up_.config().staging_dir.empty() ? up_.config().staging_dir
+                     : tmp && *tmp                     ? tmp
+                                                       : "/tmp";
+  staging_dir_ = base + "/ossshim-staging-" + std::to_string(::geteuid());
+}
+
+Result<std::unique_ptr<Writer>> Writer::create(Uploader& uploader, Options options) {
+  bool stage = options.stage;
+  std::unique_ptr<Writer> w(new Writer(uploader, std::move(options)));
+  if (stage) {
+    std::lock_guard lock(w->mu_);
+    if (auto st = w->to_stage_locked(); !st) return st.error();
+  }
+  return w;
+}
+
+Writer::~Writer() {
+  if (!abandoned_) {
+    std::lock_guard lock(mu_);
+    abort_upload_locked();
+  }
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void Writer::abandon() {
+  abandoned_ = true;
+}
+
+Error Writer::error(int err, const std::string& message) const {
+  Error e;
+  e.err = err;
+  e.op = "write";
+  e.target = opt_.display;
+  e.message = message;
+  return e;
+}
+
+std::uint64_t Writer::size() {
+  std::lock_guard lock(mu_);
+  return size_;
+}
+
+bool Writer::staged() {
+  std::lock_guard lock(mu_);
+  return fd_ >= 0;
+}
+
+// Where every non-streaming pattern goes: an unlinked file in the staging directory.
+Status Writer::open_staging_locked() {
+  if (::mkdir(staging_dir_.c_str(), 0700) != 0 && errno != EEXIST) {
+    // A configured directory's parent may be missing: create it too (once).
+    auto slash = staging_dir_.rfind('/');
+    if (errno != ENOENT || slash == 0 || slash == std::string::npos ||
+        (::mkdir(staging_dir_.substr(0, slash).c_str(), 0700) != 0 && errno != EEXIST) ||
+        (::mkdir(staging_dir_.c_str(), 0700) != 0 && errno != EEXIST))
+      return error(errno, "cannot create the staging directory " + staging_dir_ + ": " + errno_text(errno) +
+                              " (set OSSSHIM_STAGING_DIR)");
+  }
+  std::string name = staging_dir_ + "/write-XXXXXX";
+  fd_ = ::mkostemp(name.data(), O_CLOEXEC);
+  if (fd_ < 0)
+    return error(errno, "cannot create a staging file in " + staging_dir_ + ": " + errno_text(errno) +
+                            " (set OSSSHIM_STAGING_DIR)");
+  ::unlink(name.c_str());  // nothing else needs its name; it vanishes with the descriptor
+  checked_until_ = 0;
+  return ok_status();
+}
+
+// Keeps `staging_reserve` bytes free on the staging file system (checked every 64 MiB).
+Status Writer::reserve_locked(std::uint64_t new_size) {
+  if (new_size <= checked_until_) return ok_status();
+  struct statvfs vs;
+  if (::fstatvfs(fd_, &vs) != 0) return ok_status();  // no answer: let the write itself fail
+  std::uint64_t avail = static_cast<std::uint64_t>(vs.f_bavail) * vs.f_frsize;
+  struct stat st;
+  std::uint64_t have = ::fstat(fd_, &st) == 0 ? static_cast<std::uint64_t>(st.st_blocks) * 512 : 0;
+  std::uint64_t need = new_size > have ? new_size - have : 0;
+  std::uint64_t reserve = up_.config().staging_reserve;
+  if (avail < need + reserve)
+    return error(ENOSPC, "staging needs " + util::format_size(need) + " more in " + staging_dir_ +
+                             ", which has " + util::format_size(avail) + " free and must keep " +
+                             util::format_size(reserve) +
+                             " (OSSSHIM_STAGING_RESERVE); point OSSSHIM_STAGING_DIR at a larger disk");
+  checked_until_ = new_size + kReserveStep;
+  return ok_status();
+}
+
+Status Writer::to_stage_locked() {
+  if (fd_ >= 0) return ok_status();
+  if (!upload_id_.empty())
+    return error(EIO, "this file is being streamed to OSS and its first " +
+                          util::format_size(size_ - buf_.size()) +
+                          " are already uploaded; a write behind them, a read or a truncation needs "
+                          "staging from the start: set OSSSHIM_STAGE_WRITES=true for this program");
+  if (auto st = open_staging_locked(); !st) return st;
+  std::uint64_t start = size_ - buf_.size();
+  if (opt_.base_size && *opt_.base_size) {
+    // The existing content, fetched once through the reader (the shared cache's read path).
+    std::uint64_t base = *opt_.base_size;
+    if (auto st = reserve_locked(base); !st) return st;
+    std::vector<char> block(static_cast<std::size_t>(std::min<std::uint64_t>(base, 8ull << 20)));
+    for (std::uint64_t off = 0; off < base; off += block.size()) {
+      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(block.size(), base - off));
+      if (auto st = opt_.read_base(block.data(), n, off); !st) return st;
+      if (::pwrite(fd_, block.data(), n, static_cast<off_t>(off)) != static_cast<ssize_t>(n))
+        return error(errno ? errno : EIO, "staging file: " + errno_text(errno));
+    }
+  }
+  opt_.base_size.reset();
+  if (!buf_.empty()) {
+    if (auto st = reserve_locked(size_); !st) return st;
+    if (::pwrite(fd_, buf_.data(), buf_.size(), static_cast<off_t>(start)) !=
+        static_cast<ssize_t>(buf_.size()))
+      return error(errno ? errno : EIO, "staging file: " + errno_text(errno));
+    std::string().swap(buf_);
+  }
+  if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0)
+    return error(errno, "staging file: " + errno_text(errno));
+  return ok_status();
+}
+
+Result<std::size_t> Writer::write(const char* data, std::size_t len, std::uint64_t off) {
+  std::lock_guard lock(mu_);
+  if (len == 0) return std::size_t{0};
+  bool streaming = fd_ < 0;
+  if (streaming && (off != size_ || opt_.base_size)) {
+    if (auto st = to_stage_locked(); !st) return st.error();
+    streaming = false;
+  }
+  dirty_ = true;
+  if (streaming) {
+    buf_.append(data, len);
+    size_ += len;
+    std::uint64_t want = part_bytes(up_.config().part_size, next_part_);
+    while (buf_.size() >= want) {
+      std::string body = buf_.substr(0, static_cast<std::size_t>(want));
+      buf_.erase(0, static_cast<std::size_t>(want));
+      if (auto st = ship_part_locked(std::move(body)); !st) return st.error();
+      want = part_bytes(up_.config().part_size, next_part_);
+    }
+    return len;
+  }
+  if (auto st = reserve_locked(std::max(size_, off + len)); !st) return st.error();
+  std::size_t done = 0;
+  while (done < len) {
+    ssize_t n = ::pwrite(fd_, data + done, len - done, static_cast<off_t>(off + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (done) break;
+      return error(errno, "staging file: " + errno_text(errno));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  size_ = std::max(size_, off + done);
+  return done;
+}
+
+Result<std::size_t> Writer::read(char* out, std::size_t len, std::uint64_t off) {
+  std::lock_guard lock(mu_);
+  if (fd_ < 0) {
+    if (auto st = to_stage_locked(); !st) return st.error();
+  }
+  if (off >= size_) return std::size_t{0};
+  len = static_cast<std::size_t>(std::min<std::uint64_t>(len, size_ - off));
+  ssize_t n = ::pread(fd_, out, len, static_cast<off_t>(off));
+  if (n < 0) return error(errno, "staging file: " + errno_text(errno));
+  return static_cast<std::size_t>(n);
+}
+
+Status Writer::truncate(std::uint64_t size) {
+  std::lock_guard lock(mu_);
+  if (size == size_ && !opt_.base_size) return ok_status();
+  dirty_ = true;
+  if (size == 0 && fd_ < 0) {
+    // Start over: nothing of the old content or of what was streamed survives.
+    abort_upload_locked();
+    opt_.base_size.reset();
+    std::string().swap(buf_);
+    size_ = 0;
+    return ok_status();
+  }
+  if (fd_ < 0)
+    if (auto st = to_stage_locked(); !st) return st;
+  if (size > size_)
+    if (auto st = reserve_locked(size); !st) return st;
+  if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
+    return error(errno, "staging file: " + errno_text(errno));
+  size_ = size;
+  return ok_status();
+}
+
+// --- multipart --------------------------------------------------------------------------------
+
+Status Writer::start_upload_locked() {
+  oss::WriteOptions wo;
+  wo.forbid_overwrite = opt_.exclusive;
+  auto id = up_.client().initiate_multipart(opt_.bucket, opt_.key, wo);
+  if (!id) return id.error();
+  upload_id_ = id.value();
+  next_part_ = 1;
+  parts_ = std::make_shared<Parts>();
+  return ok_status();
+}
+
+Status Writer::ship_part_locked(std::string body) {
+  if (upload_id_.empty())
+    if (auto st = start_upload_locked(); !st) return st;
+  if (next_part_ > kMaxParts)
+    return error(EFBIG, "more than 10,000 parts: raise OSSSHIM_PART_SIZE (now " +
+                            util::format_size(up_.config().part_size) + ")");
+  {
+    std::lock_guard lock(parts_->mu);
+    if (parts_->failure) return *parts_->failure;  // fail the write as soon as a part failed
+    ++parts_->pending;
+  }
+  std::uint64_t bytes = body.size();
+  int number = next_part_++;
+  auto job = [parts = parts_, &up = up_, bucket = opt_.bucket, key = opt_.key, id = upload_id_, number,
+              body = std::move(body)]() mutable {
+    std::uint64_t crc = util::crc64_update(0, body.data(), body.size());
+    auto r = up.client().upload_part(bucket, key, id, number, body);
+    std::uint64_t n = body.size();
+    std::string().swap(body);  // release the buffer before waiting on the lock
+    up.done(n);
+    std::lock_guard lock(parts->mu);
+    if (r) {
+      oss::UploadedPart p = r.value();
+      p.part_number = number;
+      p.size = n;
+      p.crc64 = crc;
+      parts->done.push_back(std::move(p));
+    } else if (!parts->failure) {
+      parts->failure = r.error();
+    }
+    if (--parts->pending == 0) parts->cv.notify_all();
+  };
+  up_.submit(bytes, std::move(job));
+  return ok_status();
+}
+
+Result<Committed> Writer::finish_upload_locked() {
+  {
+    std::unique_lock lock(parts_->mu);
+    parts_->cv.wait(lock, [&] { return parts_->pending == 0; });
+  }
+  if (parts_->failure) {
+    Error e = *parts_->failure;
+    abort_upload_locked();
+    return e;
+  }
+  auto parts = parts_->done;
+  std::sort(parts.begin(), parts.end(), [](auto& a, auto& b) { return a.part_number < b.part_number; });
+  std::uint64_t crc = 0, total = 0;
+  for (const auto& p : parts) {
+    crc = util::crc64_combine(crc, p.crc64.value_or(0), p.size);
+    total += p.size;
+  }
+  oss::WriteOptions wo;
+  wo.forbid_overwrite = opt_.exclusive;
+  auto r = up_.client().complete_multipart(opt_.bucket, opt_.key, upload_id_, parts, wo);
+  if (!r) {
+    Error e = r.error();
+    abort_upload_locked();
+    return e;
+  }
+  upload_id_.clear();
+  parts_.reset();
+  if (r->crc64 && *r->crc64 != crc) {
+    // The object is complete but not what was written: remove it rather than leave it wrong.
+    (void)up_.client().delete_object(opt_.bucket, opt_.key);
+    return error(EIO,
+                 "upload integrity: the server's CRC64 of the completed object differs from the "
+                 "CRC64 of the bytes written; the object was deleted");
+  }
+  return Committed{total, r->etag, std::time(nullptr)};
+}
+
+void Writer::abort_upload_locked() {
+  if (upload_id_.empty()) return;
+  if (parts_) {
+    std::unique_lock lock(parts_->mu);
+    parts_->cv.wait(lock, [&] { return parts_->pending == 0; });
+  }
+  auto st = up_.client().abort_multipart(opt_.bucket, opt_.key, upload_id_);
+  if (!st)
+    log::warn(opt_.display + ": could not abort multipart upload " + upload_id_ + " (" +
+              st.error().to_string() + "); `ossrun uploads --abort` removes it");
+  upload_id_.clear();
+  parts_.reset();
+}
+
+Result<Committed> Writer::commit_stream_locked() {
+  if (upload_id_.empty()) {
+    oss::WriteOptions wo;
+    wo.forbid_overwrite = opt_.exclusive;
+    auto r = up_.client().put_object(opt_.bucket, opt_.key, buf_, wo);
+    if (!r) return r.error();
+    if (r->crc64 && *r->crc64 != util::crc64_update(0, buf_.data(), buf_.size())) {
+      (void)up_.client().delete_object(opt_.bucket, opt_.key);
+      return error(EIO, "upload integrity: the server's CRC64 differs from the bytes written; deleted");
+    }
+    std::string().swap(buf_);
+    return Committed{size_, r->etag, std::time(nullptr)};
+  }
+  if (!buf_.empty() || next_part_ == 1) {
+    if (auto st = ship_part_locked(std::move(buf_)); !st) {
+      abort_upload_locked();
+      return st.error();
+    }
+    buf_.clear();
+  }
+  return finish_upload_locked();
+}
+
+Result<Committed> Writer::commit_staged_locked() {
+  std::uint64_t first = part_bytes(up_.config().part_size, 1);
+  if (size_ <= first) {
+    std::string body(static_cast<std::size_t>(size_), '\0');
+    if (size_ && ::pread(fd_, body.data(), body.size(), 0) != static_cast<ssize_t>(body.size()))
+      return error(errno ? errno : EIO, "staging file: " + errno_text(errno));
+    oss::WriteOptions wo;
+    wo.forbid_overwrite = opt_.exclusive;
+    auto r = up_.client().put_object(opt_.bucket, opt_.key, body, wo);
+    if (!r) return r.error();
+    if (r->crc64 && *r->crc64 != util::crc64_update(0, body.data(), body.size())) {
+      (void)up_.client().delete_object(opt_.bucket, opt_.key);
+      return error(EIO, "upload integrity: the server's CRC64 differs from the bytes written; deleted");
+    }
+    return Committed{size_, r->etag, std::time(nullptr)};
+  }
+  if (auto st = start_upload_locked(); !st) return st.error();
+  for (std::uint64_t off = 0; off < size_;) {
+    std::uint64_t n = std::min(part_bytes(up_.config().part_size, next_part_), size_ - off);
+    std::string body(static_cast<std::size_t>(n), '\0');
+    if (::pread(fd_, body.data(), body.size(), static_cast<off_t>(off)) != static_cast<ssize_t>(n)) {
+      Error e = error(errno ? errno : EIO, "staging file: " + errno_text(errno));
+      abort_upload_locked();
+      return e;
+    }
+    if (auto st = ship_part_locked(std::move(body)); !st) {
+      abort_upload_locked();
+      return st.error();
+    }
+    off += n;
+  }
+  return finish_upload_locked();
+}
+
+Result<std::optional<Committed>> Writer::commit() {
+  std::lock_guard lock(mu_);
+  if (abandoned_) return error(EBADF, "opened for writing by the parent process; only it can commit");
+  if (!dirty_) return std::optional<Committed>();
+  auto r = fd_ >= 0 ? commit_staged_locked() : commit_stream_locked();
+  if (!r) return r.error();
+  dirty_ = false;
+  if (fd_ < 0) {
+    // What was streamed is gone from memory: later changes start from the committed object.
+    opt_.base_size = size_;
+  }
+  return std::optional<Committed>(r.value());
+}
+
+}  // namespace ossshim::upload

@@ -1,0 +1,123 @@
+// Writing objects (knows uploads, not files or libc). A Writer is one file open for writing:
+// sequential writes stream into a multipart upload whose parts the process's upload workers send
+// while the program goes on writing; anything else (a write behind the end, a read, a truncation
+// to a non-zero size, changing an existing object) moves the file to a local staging file that is
+// uploaded at commit. commit() returns only when the object is complete in OSS and its CRC64
+// matches what was written; on any failure the multipart upload is aborted, so no partial object
+// ever becomes visible.
+#pragma once
+
+#include <sys/types.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <ctime>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "fetch/fetcher.hpp"
+#include "oss/client.hpp"
+#include "util/error.hpp"
+
+namespace ossshim::upload {
+
+// The process's part uploads: one worker pool and one in-flight budget shared by every file
+// being written, so memory stays bounded however many files a program writes at once.
+class Uploader {
+ public:
+  Uploader(const Config& config, oss::Client& client);
+  const Config& config() const { return config_; }
+  oss::Client& client() { return client_; }
+  // Queues `job` once `bytes` fit the in-flight budget: the writer blocks meanwhile, which is
+  // the back-pressure that keeps a fast writer from buffering the whole file. The job calls
+  // done(bytes) when its buffer is released.
+  void submit(std::uint64_t bytes, std::function<void()> job);
+  void done(std::uint64_t bytes);
+  // In a forked child: the parent's workers and jobs do not exist here.
+  void after_fork_child();
+
+ private:
+  const Config& config_;
+  oss::Client& client_;
+  fetch::Fetcher pool_;  // the generic job pool (demand priority only)
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::uint64_t in_flight_ = 0;
+  std::uint64_t budget_;
+};
+
+// Size of multipart part `number` (1-based): part_size for the first 2000 parts, then doubling
+// every 2000, so the 10,000-part limit allows ~500 GB at the default 8 MiB.
+std::uint64_t part_bytes(std::uint64_t part_size, int number);
+
+struct Committed {
+  std::uint64_t size = 0;
+  std::string etag;
+  std::time_t mtime = 0;
+};
+
+class Writer {
+ public:
+  struct Options {
+    std::string bucket, key, display;  // display: "/oss/bucket/key" for messages
+    bool exclusive = false;            // O_EXCL: the commit fails with EEXIST if the key exists
+    bool stage = false;                // stage from the start (stage_writes, O_RDWR)
+    // Content to keep (opened without O_TRUNC): `base_size` bytes that `read_base` fills on
+    // first need. No base: the file starts empty.
+    std::optional<std::uint64_t> base_size;
+    std::function<Status(char* dst, std::size_t len, std::uint64_t off)> read_base;
+  };
+  static Result<std::unique_ptr<Writer>> create(Uploader& uploader, Options options);
+  // Aborts whatever was not committed (unless abandoned).
+  ~Writer();
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  Result<std::size_t> write(const char* data, std::size_t len, std::uint64_t off);
+  Result<std::size_t> read(char* out, std::size_t len, std::uint64_t off);
+  Status truncate(std::uint64_t size);
+  std::uint64_t size();
+  // Makes the object in OSS hold what was written; empty when nothing changed since the last
+  // commit (or since open). The file stays open for more writes.
+  Result<std::optional<Committed>> commit();
+  // In a forked child: the upload belongs to the parent; never commit or abort it from here.
+  void abandon();
+  bool staged();
+
+ private:
+  struct Parts;  // the parts of one multipart upload, shared with its jobs
+  explicit Writer(Uploader& uploader, Options options);
+  Error error(int err, const std::string& message) const;
+  Status to_stage_locked();
+  Status open_staging_locked();
+  Status reserve_locked(std::uint64_t new_size);
+  Status ship_part_locked(std::string body);
+  Status start_upload_locked();
+  Result<Committed> finish_upload_locked();
+  Result<Committed> commit_stream_locked();
+  Result<Committed> commit_staged_locked();
+  void abort_upload_locked();
+
+  Uploader& up_;
+  Options opt_;
+  std::mutex mu_;  // one operation at a time per file
+  bool dirty_;
+  bool abandoned_ = false;
+  std::uint64_t size_ = 0;
+  // Streaming: bytes [size_ - buf_.size(), size_) not yet handed to an upload worker.
+  std::string buf_;
+  std::string upload_id_;
+  int next_part_ = 1;
+  std::shared_ptr<Parts> parts_;
+  // Staging.
+  int fd_ = -1;
+  std::string staging_dir_;
+  std::uint64_t checked_until_ = 0;
+};
+
+}  // namespace ossshim::upload

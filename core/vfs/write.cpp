@@ -1,0 +1,361 @@
+// The write side of the virtual file system: files open for writing, and namespace changes.
+// What OSS cannot do atomically is said where it happens (directory rename).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "log/log.hpp"
+#include "vfs/vfs.hpp"
+
+namespace ossshim::vfs {
+
+namespace {
+constexpr std::uint64_t kCopyLimit = 1ull << 30;  // CopyObject's limit; larger sources copy in parts
+
+VPath parent_of(const VPath& p) {
+  VPath up = p;
+  auto slash = up.key.rfind('/');
+  up.key = slash == std::string::npos ? "" : up.key.substr(0, slash);
+  return up;
+}
+}  // namespace
+
+OpenFile::~OpenFile() {
+  if (lock_fd >= 0) ::close(lock_fd);
+}
+
+void Vfs::drop_stale_attrs() {
+  if (!node_) return;
+  std::uint64_t now = node_->epoch();
+  std::lock_guard lock(attr_mu_);
+  if (now != seen_epoch_) {
+    attrs_.clear();
+    seen_epoch_ = now;
+  }
+}
+
+void Vfs::changed() {
+  if (node_) node_->bump();
+  std::lock_guard lock(attr_mu_);
+  attrs_.clear();
+  if (node_) seen_epoch_ = node_->epoch();
+}
+
+std::shared_ptr<OpenFile> Vfs::writing(const std::string& display) {
+  std::lock_guard lock(writing_mu_);
+  if (writing_.empty()) return nullptr;
+  auto [first, last] = writing_.equal_range(display);
+  for (auto it = first; it != last;) {
+    if (auto f = it->second.lock()) return f;
+    it = writing_.erase(it);
+  }
+  return nullptr;
+}
+
+void Vfs::commit_all() {
+  std::vector<std::shared_ptr<OpenFile>> open;
+  {
+    std::lock_guard lock(writing_mu_);
+    for (auto& [name, weak] : writing_)
+      if (auto f = weak.lock()) open.push_back(std::move(f));
+  }
+  for (auto& f : open)
+    if (f->writer_pid == ::getpid()) (void)close_file(*f);  // failures are logged by close_file
+}
+
+std::uint64_t Vfs::size_of(OpenFile& f) {
+  return f.writer ? f.writer->size() : f.attr.size;
+}
+
+// The directory a new name goes into must exist, as on a local file system.
+Result<Attr> Vfs::parent_dir(const VPath& p, const char* op) {
+  auto up = stat(parent_of(p));
+  if (!up) {
+    if (up.error().err == ENOENT) return error_for(op, p, ENOENT, "the parent directory does not exist");
+    return up.error();
+  }
+  if (!up->dir) return error_for(op, p, ENOTDIR, "the parent is a file, not a directory");
+  return up;
+}
+
+// O_EXCL across the node: a claim file made with O_EXCL. A claim left by a dead process is
+// taken over. (Across nodes, the commit's x-oss-forbid-overwrite has the last word.)
+Status Vfs::claim_create(OpenFile& f) {
+  if (!node_) return ok_status();
+  std::string claim = node_->lock_path(f.display, "create");
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    int fd = ::open(claim.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      std::string pid = std::to_string(::getpid());
+      (void)!::write(fd, pid.data(), pid.size());
+      ::close(fd);
+      f.create_claim = claim;
+      return ok_status();
+    }
+    if (errno != EEXIST) return ok_status();  // no claim possible: the commit still checks
+    char buf[32] = {};
+    int rd = ::open(claim.c_str(), O_RDONLY | O_CLOEXEC);
+    ssize_t n = rd >= 0 ? ::read(rd, buf, sizeof buf - 1) : -1;
+    if (rd >= 0) ::close(rd);
+    pid_t owner = n > 0 ? static_cast<pid_t>(std::atol(buf)) : 0;
+    if (owner > 0 && ::kill(owner, 0) != 0 && errno == ESRCH) {
+      ::unlink(claim.c_str());  // its creator died: take it over
+      continue;
+    }
+    break;
+  }
+  return error_for("open", f.path, EEXIST, "being created by another process (O_EXCL)");
+}
+
+Result<std::shared_ptr<OpenFile>> Vfs::open_write(const VPath& p, int flags) {
+  if (p.is_prefix_root() || p.is_bucket_root()) return error_for("open", p, EISDIR, "is a directory");
+  auto st = stat(p);
+  bool exists = st.ok();
+  if (!exists && st.error().err != ENOENT) return st.error();
+  if (exists && st->dir) return error_for("open", p, EISDIR, "is a directory");
+  if (exists && (flags & O_CREAT) && (flags & O_EXCL)) return error_for("open", p, EEXIST, "exists (O_EXCL)");
+  if (!exists && !(flags & O_CREAT)) return st.error();
+  if (!exists) {
+    if (auto up = parent_dir(p, "open"); !up) return up.error();
+  }
+  auto f = std::make_shared<OpenFile>();
+  f->path = p;
+  f->display = display(p);
+  f->attr.mtime = std::time(nullptr);
+  if ((flags & O_CREAT) && (flags & O_EXCL))
+    if (auto claim = claim_create(*f); !claim) return claim.error();
+
+  upload::Writer::Options o;
+  o.bucket = p.bucket;
+  o.key = p.key;
+  o.display = f->display;
+  o.exclusive = (flags & O_CREAT) && (flags & O_EXCL);
+  // Read-write opens (sqlite, h5py) seek and rewrite: stage them. So does stage_writes.
+  o.stage = config_.stage_writes || (flags & O_ACCMODE) == O_RDWR;
+  if (exists && !(flags & O_TRUNC)) {
+    // Keep the object's bytes: fetched on first need through the read path (pinned to its ETag).
+    f->attr = st.value();
+    o.base_size = st->size;
+    auto base = std::make_shared<OpenFile>();
+    base->path = p;
+    base->display = f->display;
+    base->attr = st.value();
+    o.read_base = [this, base](char* dst, std::size_t len, std::uint64_t off) -> Status {
+      for (std::size_t done = 0; done < len;) {
+        auto n = read(*base, dst + done, len - done, off + done);
+        if (!n) return n.error();
+        if (*n == 0) return error_for("open", base->path, EIO, "the object shrank while being read");
+        done += *n;
+      }
+      return ok_status();
+    };
+  }
+  auto w = upload::Writer::create(uploader_, std::move(o));
+  if (!w) {
+    if (!f->create_claim.empty()) ::unlink(f->create_claim.c_str());
+    return w.error();
+  }
+  f->writer = std::move(w.value());
+  f->writer_pid = ::getpid();
+  std::lock_guard lock(writing_mu_);
+  writing_.emplace(f->display, f);
+  return f;
+}
+
+Result<std::size_t> Vfs::write(OpenFile& f, const char* buf, std::size_t len, std::uint64_t off) {
+  if (!f.writer) return error_for("write", f.path, EBADF, "not open for writing");
+  if (f.writer_pid != ::getpid())
+    return error_for("write", f.path, EBADF,
+                     "opened for writing by process " + std::to_string(f.writer_pid) +
+                         "; a forked child cannot add to the parent's upload");
+  return f.writer->write(buf, len, off);
+}
+
+Status Vfs::sync(OpenFile& f) {
+  if (!f.writer || f.writer_pid != ::getpid()) return ok_status();
+  auto r = f.writer->commit();
+  if (!r) return r.error();
+  if (*r) {
+    f.attr.etag = (*r)->etag;
+    changed();
+  }
+  return ok_status();
+}
+
+Status Vfs::close_file(OpenFile& f) {
+  if (!f.writer || f.writer_pid != ::getpid()) return ok_status();
+  Status st = sync(f);
+  if (!f.create_claim.empty()) ::unlink(f.create_claim.c_str());
+  {
+    std::lock_guard lock(writing_mu_);
+    auto [first, last] = writing_.equal_range(f.display);
+    for (auto it = first; it != last; ++it)
+      if (it->second.lock().get() == &f) {
+        writing_.erase(it);
+        break;
+      }
+  }
+  if (!st) {
+    log::error(st.error().to_string() + " -- nothing was stored; the program sees the error on close");
+    return st;
+  }
+  return st;
+}
+
+Status Vfs::truncate(OpenFile& f, std::uint64_t size) {
+  if (!f.writer) return error_for("truncate", f.path, EINVAL, "not open for writing");
+  if (f.writer_pid != ::getpid()) return error_for("truncate", f.path, EBADF, "opened by the parent process");
+  return f.writer->truncate(size);
+}
+
+Status Vfs::truncate(const VPath& p, std::uint64_t size) {
+  auto f = open_write(p, O_WRONLY);
+  if (!f) return f.error();
+  Status st = truncate(**f, size);
+  Status done = close_file(**f);
+  return st ? done : st;
+}
+
+Status Vfs::unlink(const VPath& p) {
+  if (p.is_prefix_root() || p.is_bucket_root()) return error_for("unlink", p, EISDIR, "is a directory");
+  auto st = stat(p);
+  if (!st) return st.error();
+  if (st->dir) return error_for("unlink", p, EISDIR, "is a directory (use rmdir)");
+  Status r = client_->delete_object(p.bucket, p.key);
+  changed();
+  return r;
+}
+
+Status Vfs::mkdir(const VPath& p) {
+  if (p.is_prefix_root() || p.is_bucket_root()) return error_for("mkdir", p, EEXIST, "exists");
+  auto st = stat(p);
+  if (st) return error_for("mkdir", p, EEXIST, "exists");
+  if (st.error().err != ENOENT) return st.error();
+  if (auto up = parent_dir(p, "mkdir"); !up) return up.error();
+  // OSS has no directories: a zero-byte "key/" marker makes an empty one visible to listings.
+  auto r = client_->put_object(p.bucket, p.key + "/", "");
+  changed();
+  if (!r) return r.error();
+  return ok_status();
+}
+
+Status Vfs::rmdir(const VPath& p) {
+  if (p.is_prefix_root() || p.is_bucket_root())
+    return error_for("rmdir", p, EBUSY, "a bucket is not removed through the prefix");
+  auto st = stat(p);
+  if (!st) return st.error();
+  if (!st->dir) return error_for("rmdir", p, ENOTDIR, "not a directory");
+  oss::ListRequest req;
+  req.prefix = p.key + "/";
+  req.max_keys = 2;
+  auto page = client_->list_objects(p.bucket, req);
+  if (!page) return page.error();
+  bool marker = false;
+  for (const auto& o : page->objects) {
+    if (o.key == req.prefix)
+      marker = true;
+    else
+      return error_for("rmdir", p, ENOTEMPTY, "directory not empty");
+  }
+  if (!page->common_prefixes.empty()) return error_for("rmdir", p, ENOTEMPTY, "directory not empty");
+  Status r = marker ? client_->delete_object(p.bucket, req.prefix) : ok_status();
+  changed();
+  return r;
+}
+
+// Server-side copy: CopyObject up to 1 GiB, else a multipart upload of UploadPartCopy ranges.
+Status Vfs::copy_object(const VPath& from, const VPath& to, std::uint64_t size) {
+  if (size <= kCopyLimit) {
+    auto r = client_->copy_object(from.bucket, from.key, to.bucket, to.key);
+    return r ? ok_status() : Status(r.error());
+  }
+  auto id = client_->initiate_multipart(to.bucket, to.key);
+  if (!id) return id.error();
+  std::vector<oss::UploadedPart> parts;
+  int number = 1;
+  for (std::uint64_t off = 0; off < size; off += kCopyLimit, ++number) {
+    std::uint64_t last = std::min(size, off + kCopyLimit) - 1;
+    auto part = client_->upload_part_copy(to.bucket, to.key, *id, number, from.bucket, from.key, off, last);
+    if (!part) {
+      (void)client_->abort_multipart(to.bucket, to.key, *id);
+      return part.error();
+    }
+    part->part_number = number;
+    parts.push_back(part.value());
+  }
+  auto done = client_->complete_multipart(to.bucket, to.key, *id, parts);
+  if (!done) {
+    (void)client_->abort_multipart(to.bucket, to.key, *id);
+    return done.error();
+  }
+  return ok_status();
+}
+
+Status Vfs::rename(const VPath& from, const VPath& to) {
+  if (from.is_prefix_root() || from.is_bucket_root() || to.is_prefix_root() || to.is_bucket_root())
+    return error_for("rename", from, EBUSY, "buckets are not renamed through the prefix");
+  if (from.bucket == to.bucket && from.key == to.key) return ok_status();
+  if (from.bucket == to.bucket && to.key.rfind(from.key + "/", 0) == 0)
+    return error_for("rename", from, EINVAL, "cannot move a directory into itself");
+  auto src = stat(from);
+  if (!src) return src.error();
+  auto dst = stat(to);
+  if (!dst && dst.error().err != ENOENT) return dst.error();
+  if (!dst)
+    if (auto up = parent_dir(to, "rename"); !up) return up.error();
+  if (!src->dir) {
+    if (dst && dst->dir) return error_for("rename", to, EISDIR, "the target is a directory");
+    Status st = copy_object(from, to, src->size);
+    if (st) st = client_->delete_object(from.bucket, from.key);
+    changed();
+    return st;
+  }
+  if (dst && !dst->dir) return error_for("rename", to, ENOTDIR, "the target is a file");
+  if (dst) {
+    if (auto st = rmdir(to); !st) return st;  // POSIX: an empty target directory is replaced
+  }
+  // A directory: every object under it, one by one. Not atomic: a failure midway leaves some
+  // objects moved (each one is whole at either name, never both missing).
+  oss::ListRequest req;
+  req.prefix = from.key + "/";
+  req.delimiter.clear();
+  Status result = ok_status();
+  for (;;) {
+    auto page = client_->list_objects(from.bucket, req);
+    if (!page) {
+      result = page.error();
+      break;
+    }
+    for (const auto& o : page->objects) {
+      VPath a{from.bucket, o.key}, b{to.bucket, to.key + "/" + o.key.substr(req.prefix.size())};
+      if (o.key == req.prefix) b.key = to.key + "/";
+      Status st = copy_object(a, b, o.size);
+      if (st) st = client_->delete_object(a.bucket, a.key);
+      if (!st) {
+        result = st;
+        break;
+      }
+    }
+    if (!result || !page->truncated) break;
+    req.continuation_token = page->next_continuation_token;
+  }
+  changed();
+  return result;
+}
+
+Result<int> Vfs::lock_fd(OpenFile& f) {
+  std::lock_guard lock(f.lock_mu);
+  if (f.lock_fd >= 0) return f.lock_fd;
+  if (!node_) return error_for("lock", f.path, ENOLCK, "no node state directory for lock files");
+  std::string path = node_->lock_path(f.display, "lock");
+  f.lock_fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (f.lock_fd < 0)
+    return error_for("lock", f.path, ENOLCK, "cannot open lock file " + path + ": " + std::strerror(errno));
+  return f.lock_fd;
+}
+
+}  // namespace ossshim::vfs
