@@ -41,13 +41,14 @@ void attach(int fd, std::shared_ptr<vfs::OpenFile> file) {
   file->descriptors.fetch_add(1);
   auto old = g.fd_file[fd].exchange(std::move(file), std::memory_order_acq_rel);
   if (old) old->descriptors.fetch_sub(1);
-  if (!g.fd_is_virtual[fd].exchange(true, std::memory_order_acq_rel)) g.virtual_fds.fetch_add(1);
+  if (g.fd_kind[fd].exchange(kVirtual, std::memory_order_acq_rel) == kPlain) g.virtual_fds.fetch_add(1);
 }
 
 std::shared_ptr<vfs::OpenFile> detach(int fd) {
   Globals& g = globals();
   if (fd < 0 || fd >= kMaxFds) return nullptr;
-  if (g.fd_is_virtual[fd].exchange(false, std::memory_order_acq_rel)) g.virtual_fds.fetch_sub(1);
+  if (g.fd_kind[fd].load() != kVirtual) return nullptr;
+  if (g.fd_kind[fd].exchange(kPlain, std::memory_order_acq_rel) != kPlain) g.virtual_fds.fetch_sub(1);
   auto f = g.fd_file[fd].exchange(nullptr, std::memory_order_acq_rel);
   if (f && f->descriptors.fetch_sub(1) == 1 && f->writer) return f;
   return nullptr;
@@ -68,7 +69,7 @@ int finish_close(const std::shared_ptr<vfs::OpenFile>& last, int result) {
 namespace {
 constexpr char kPlaceholderName[] = "ossshim-fd";
 constexpr char kPlaceholderLink[] = "/memfd:ossshim-fd (deleted)";
-constexpr char kPlaceholderMagic[] = "ossshim-fd 1";
+constexpr char kPlaceholderMagic[] = "ossshim-fd 2";
 
 // The kernel object behind a virtual fd: an O_PATH descriptor of a small memfd that records
 // which object it stands for. O_PATH means read, write, mmap ... on it fail with EBADF, so a call
@@ -80,7 +81,8 @@ int make_placeholder(const vfs::OpenFile& f, bool cloexec) {
   if (m >= 0) {
     std::string record = std::string(kPlaceholderMagic) + "\n" + f.display + "\n" + f.attr.etag + "\n" +
                          std::to_string(f.attr.size) + "\n" + std::to_string(f.attr.mtime) + "\n" +
-                         (f.attr.dir ? "d" : "f") + "\n";
+                         (f.attr.dir ? "d" : "f") + "\n" +
+                         (f.writer ? "w " + std::to_string(f.status_flags.load()) : std::string("r")) + "\n";
     bool written = ::write(m, record.data(), record.size()) == static_cast<ssize_t>(record.size());
     char self[64];
     std::snprintf(self, sizeof self, "/proc/self/fd/%d", m);
@@ -92,42 +94,70 @@ int make_placeholder(const vfs::OpenFile& f, bool cloexec) {
 }
 }  // namespace
 
+// Takes over `fd` if it is a placeholder of this prefix. A file that was open for writing gets a
+// writer of its own here (truncating, or appending for O_APPEND): the process that opened it
+// exec'd into this one (a shell's `cmd > /oss/...`) or handed it to this child.
+bool adopt_fd(int fd) {
+  char link[64], target[64];
+  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = REAL(readlink)(link, target, sizeof target - 1);
+  if (n <= 0) return false;
+  target[n] = '\0';
+  if (std::strcmp(target, kPlaceholderLink) != 0) return false;
+  int rfd = REAL(open)(link, O_RDONLY | O_CLOEXEC);
+  if (rfd < 0) return false;
+  char buf[8192];
+  ssize_t got = REAL(read)(rfd, buf, sizeof buf - 1);
+  REAL(close)(rfd);
+  if (got <= 0) return false;
+  std::vector<std::string> lines;
+  std::string text(buf, static_cast<std::size_t>(got));
+  for (std::size_t at = 0, nl; (nl = text.find('\n', at)) != std::string::npos; at = nl + 1)
+    lines.push_back(text.substr(at, nl - at));
+  vfs::VPath path;
+  if (lines.size() != 7 || lines[0] != kPlaceholderMagic ||
+      !vfs::parse(std::string_view(globals().prefix, globals().prefix_len), lines[1], path))
+    return false;  // another prefix, or a record from another version: leave it alone
+  if (lines[6].rfind("w ", 0) == 0) {
+    int was = std::atoi(lines[6].c_str() + 2);
+    int flags = O_WRONLY | ((was & O_APPEND) ? O_APPEND : O_CREAT | O_TRUNC);
+    vfs::Vfs* fs = filesystem();
+    auto f = fs ? fs->open_write(path, flags) : Result<std::shared_ptr<vfs::OpenFile>>(Error{});
+    if (!f) {
+      if (fs)
+        log::error(f.error().to_string() + " -- inherited descriptor " + std::to_string(fd) +
+                   " cannot be written");
+      return false;
+    }
+    (*f)->status_flags.store(was);
+    if ((fd == 1 || fd == 2) && make_sink(fd, *f)) return true;
+    attach(fd, std::move(f.value()));
+    return true;
+  }
+  auto f = std::make_shared<vfs::OpenFile>();
+  f->path = path;
+  f->display = lines[1];
+  f->attr.etag = lines[2];
+  f->attr.size = std::strtoull(lines[3].c_str(), nullptr, 10);
+  f->attr.mtime = static_cast<std::time_t>(std::strtoll(lines[4].c_str(), nullptr, 10));
+  f->attr.dir = lines[5] == "d";
+  f->status_flags.store(O_RDONLY | O_LARGEFILE);
+  attach(fd, std::move(f));
+  return true;
+}
+
 void adopt_inherited_fds() {
   DIR* d = REAL(opendir)("/proc/self/fd");
   if (!d) return;
   int own = REAL(dirfd)(d);
+  std::vector<int> fds;
   while (struct dirent* e = REAL(readdir)(d)) {
     int fd = std::atoi(e->d_name);
     if (e->d_name[0] < '0' || e->d_name[0] > '9' || fd == own || fd >= kMaxFds) continue;
-    char link[64], target[64];
-    std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-    ssize_t n = REAL(readlink)(link, target, sizeof target - 1);
-    if (n <= 0) continue;
-    target[n] = '\0';
-    if (std::strcmp(target, kPlaceholderLink) != 0) continue;
-    int rfd = REAL(open)(link, O_RDONLY | O_CLOEXEC);
-    if (rfd < 0) continue;
-    char buf[8192];
-    ssize_t got = REAL(read)(rfd, buf, sizeof buf - 1);
-    REAL(close)(rfd);
-    if (got <= 0) continue;
-    std::vector<std::string> lines;
-    std::string text(buf, static_cast<std::size_t>(got));
-    for (std::size_t at = 0, nl; (nl = text.find('\n', at)) != std::string::npos; at = nl + 1)
-      lines.push_back(text.substr(at, nl - at));
-    auto f = std::make_shared<vfs::OpenFile>();
-    if (lines.size() != 6 || lines[0] != kPlaceholderMagic ||
-        !vfs::parse(std::string_view(globals().prefix, globals().prefix_len), lines[1], f->path))
-      continue;  // another prefix, or a record from another version: leave it alone
-    f->display = lines[1];
-    f->attr.etag = lines[2];
-    f->attr.size = std::strtoull(lines[3].c_str(), nullptr, 10);
-    f->attr.mtime = static_cast<std::time_t>(std::strtoll(lines[4].c_str(), nullptr, 10));
-    f->attr.dir = lines[5] == "d";
-    f->status_flags.store(O_RDONLY | O_LARGEFILE);
-    attach(fd, std::move(f));
+    fds.push_back(fd);
   }
   REAL(closedir)(d);
+  for (int fd : fds) adopt_fd(fd);
 }
 
 int register_file(std::shared_ptr<vfs::OpenFile> file, bool cloexec) {

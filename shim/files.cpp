@@ -475,56 +475,102 @@ off64_t lseek64(int fd, off64_t off, int whence) {
 
 int close(int fd) {
   // In a vfork()ed child the tables are the parent's memory: only the kernel fd is closed.
-  if (!virtual_fd(fd) || in_vfork_child()) return REAL(close)(fd);
+  if (!shim_fd(fd) || in_vfork_child()) return REAL(close)(fd);
+  if (sink_fd(fd)) {
+    SinkEnd* end = release_sink(fd);
+    return finish_sink(end, REAL(close)(fd));
+  }
   // The last descriptor of a file open for writing commits it: close reports the upload's fate.
   auto last = detach(fd);
   return finish_close(last, REAL(close)(fd));
 }
+
+namespace {
+// What close_range and closefrom owe the shim for the descriptors they close.
+struct Closing {
+  std::vector<std::shared_ptr<vfs::OpenFile>> files;
+  std::vector<SinkEnd*> sinks;
+  void take(int fd) {
+    if (sink_fd(fd)) {
+      if (SinkEnd* e = release_sink(fd)) sinks.push_back(e);
+    } else if (virtual_fd(fd)) {
+      if (auto f = detach(fd)) files.push_back(std::move(f));
+    }
+  }
+  // Failures are logged; these calls have no single file to blame.
+  void finish() {
+    for (auto& f : files) finish_close(f, 0);
+    for (auto* e : sinks) finish_sink(e, 0);
+  }
+};
+}  // namespace
+
 int close_range(unsigned first, unsigned last, int flags) {
-  std::vector<std::shared_ptr<vfs::OpenFile>> closing;
+  Closing closing;
   if (globals().virtual_fds.load() > 0 && !(flags & CLOSE_RANGE_CLOEXEC) && !in_vfork_child()) {
     for (unsigned fd = first; fd <= last && fd < static_cast<unsigned>(kMaxFds); ++fd)
-      if (virtual_fd(static_cast<int>(fd)))
-        if (auto f = detach(static_cast<int>(fd))) closing.push_back(std::move(f));
+      closing.take(static_cast<int>(fd));
   }
   int r = REAL(close_range)(first, last, flags);
-  for (auto& f : closing) finish_close(f, 0);  // failures are logged; close_range has no file to blame
+  closing.finish();
   return r;
 }
 void closefrom(int lowfd) {
-  std::vector<std::shared_ptr<vfs::OpenFile>> closing;
+  Closing closing;
   if (globals().virtual_fds.load() > 0 && !in_vfork_child()) {
-    for (int fd = std::max(lowfd, 0); fd < kMaxFds; ++fd)
-      if (virtual_fd(fd))
-        if (auto f = detach(fd)) closing.push_back(std::move(f));
+    for (int fd = std::max(lowfd, 0); fd < kMaxFds; ++fd) closing.take(fd);
   }
   REAL(closefrom)(lowfd);
-  for (auto& f : closing) finish_close(f, 0);
+  closing.finish();
 }
 
 int dup(int fd) {
-  if (!virtual_fd(fd)) return REAL(dup)(fd);
+  if (!shim_fd(fd)) return REAL(dup)(fd);
+  if (sink_fd(fd)) {
+    int r = REAL(dup)(fd);
+    if (r >= 0 && !in_vfork_child()) sink_copied(fd, r);
+    return r;
+  }
   auto f = file_of(fd);
   return adopt_dup(REAL(dup)(fd), f);
 }
-int dup2(int oldfd, int newfd) {
-  if (!virtual_fd(oldfd) && !virtual_fd(newfd)) return REAL(dup2)(oldfd, newfd);
+
+namespace {
+// dup2 and dup3 when either side concerns the shim. newfd's old file is closed by the call: a
+// writer's last descriptor commits it, a sink's last copy waits for its drain. A virtual writer
+// landing on fd 1 or 2 becomes a sink, so that stdio's writes reach it.
+int dup_onto(int oldfd, int newfd, int r) {
+  if (r < 0 || in_vfork_child()) return r;
+  bool from_sink = sink_fd(oldfd);
   auto f = file_of(oldfd);
-  int r = REAL(dup2)(oldfd, newfd);
-  if (r < 0 || oldfd == newfd || in_vfork_child()) return r;
+  SinkEnd* end = sink_fd(newfd) ? release_sink(newfd) : nullptr;
   auto replaced = detach(newfd);
-  r = f ? adopt_dup(r, f) : r;
-  finish_close(replaced, 0);  // newfd's old file, if it was the last descriptor of a writer
+  if (from_sink) {
+    sink_copied(oldfd, newfd);
+  } else if (f) {
+    r = adopt_dup(r, f);
+    if (r >= 0 && (r == 1 || r == 2) && f->writer) make_sink(r, f);
+  }
+  finish_close(replaced, 0);
+  finish_sink(end, 0);
   return r;
 }
+}  // namespace
+
+int dup2(int oldfd, int newfd) {
+  if (!shim_fd(oldfd) && !shim_fd(newfd)) return REAL(dup2)(oldfd, newfd);
+  if (oldfd == newfd) return REAL(dup2)(oldfd, newfd);
+  return dup_onto(oldfd, newfd, REAL(dup2)(oldfd, newfd));
+}
 int dup3(int oldfd, int newfd, int flags) {
-  if (!virtual_fd(oldfd) && !virtual_fd(newfd)) return REAL(dup3)(oldfd, newfd, flags);
-  auto f = file_of(oldfd);
-  int r = REAL(dup3)(oldfd, newfd, flags);
-  if (r < 0 || in_vfork_child()) return r;
-  auto replaced = detach(newfd);
-  r = f ? adopt_dup(r, f) : r;
-  finish_close(replaced, 0);
+  if (!shim_fd(oldfd) && !shim_fd(newfd)) return REAL(dup3)(oldfd, newfd, flags);
+  return dup_onto(oldfd, newfd, REAL(dup3)(oldfd, newfd, flags));
+}
+
+// A sink is a real pipe; only a copy of it concerns the shim.
+static int sink_fcntl(int fd, int cmd, void* arg) {
+  int r = REAL(fcntl)(fd, cmd, arg);
+  if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && !in_vfork_child()) sink_copied(fd, r);
   return r;
 }
 
@@ -571,7 +617,7 @@ int fcntl(int fd, int cmd, ...) {
   va_start(ap, cmd);
   void* arg = va_arg(ap, void*);
   va_end(ap);
-  if (!virtual_fd(fd)) return REAL(fcntl)(fd, cmd, arg);
+  if (!virtual_fd(fd)) return sink_fd(fd) ? sink_fcntl(fd, cmd, arg) : REAL(fcntl)(fd, cmd, arg);
   return virtual_fcntl(fd, cmd, arg);
 }
 int fcntl64(int fd, int cmd, ...) {
@@ -579,7 +625,7 @@ int fcntl64(int fd, int cmd, ...) {
   va_start(ap, cmd);
   void* arg = va_arg(ap, void*);
   va_end(ap);
-  if (!virtual_fd(fd)) return REAL(fcntl64)(fd, cmd, arg);
+  if (!virtual_fd(fd)) return sink_fd(fd) ? sink_fcntl(fd, cmd, arg) : REAL(fcntl64)(fd, cmd, arg);
   return virtual_fcntl(fd, cmd, arg);
 }
 int flock(int fd, int op) {

@@ -49,6 +49,28 @@ int open_virtual(const vfs::VPath& p, int flags);
 int register_file(std::shared_ptr<vfs::OpenFile> file, bool cloexec);
 // At start-up: takes over virtual fds inherited across exec (their records survive in the kernel).
 void adopt_inherited_fds();
+// Takes over one such descriptor; false if it is not a placeholder of this prefix.
+bool adopt_fd(int fd);
+
+// Standard output and error redirected into the prefix (sinks.cpp). glibc's stdio writes them
+// with internal calls the shim never sees, so such a descriptor (1 or 2) becomes a pipe that a
+// thread drains into the file's writer. make_sink replaces `fd` (a virtual writer's or an
+// inherited placeholder) with the pipe; false (nothing changed) when that is impossible.
+bool make_sink(int fd, const std::shared_ptr<vfs::OpenFile>& file);
+// `newfd` became a copy of sink `oldfd` (dup, dup2, F_DUPFD).
+void sink_copied(int oldfd, int newfd);
+// The sink descriptor `fd` is going away (close, or replaced by dup2): call before the kernel
+// call, then pass the result to finish_sink after it. The last copy's finish waits for the
+// drain and commits the file: its result is close's.
+struct SinkEnd;
+SinkEnd* release_sink(int fd);
+int finish_sink(SinkEnd* end, int result);
+// Before exec: every sink of this process becomes a placeholder again (its writer is handed to
+// the new program, which adopts it); after a failed exec they are taken back.
+void sinks_before_exec();
+void sinks_after_failed_exec();
+// At exit: stdio is flushed, sinks closed, their files committed.
+void sinks_at_exit();
 // Then points stdin at a shim stream when fd 0 is virtual (stdio.cpp).
 void adopt_std_streams();
 // Makes `fd` (already a kernel descriptor) refer to `file`.

@@ -47,7 +47,7 @@ void init_filesystem() {
   // At exit: stdio buffers reach their files first (glibc flushes only after atexit handlers),
   // then files still open for writing are committed and the shared cache is left.
   std::atexit([] {
-    std::fflush(nullptr);
+    sinks_at_exit();  // flushes stdio, then redirected stdout/stderr are committed
     g_vfs->detach();
   });
   log::info("ossshim: " + config->prefix + " -> " + config->endpoint + " (credentials from " + creds->source +

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -17,14 +18,18 @@
 namespace ossshim::shim {
 
 constexpr int kMaxFds = 1 << 16;
+enum FdKind : std::uint8_t { kPlain = 0, kVirtual = 1, kSink = 2 };
 
 struct Globals {
   char prefix[256] = "/oss";
   std::size_t prefix_len = 4;
   pid_t pid = 0;
-  std::atomic<bool> fd_is_virtual[kMaxFds];
+  // What the shim knows of each descriptor: kPlain (nothing), kVirtual (a virtual file: calls on
+  // it go to the shim) or kSink (a pipe the shim drains into a file open for writing: calls on
+  // it go to glibc, only closing it concerns the shim).
+  std::atomic<std::uint8_t> fd_kind[kMaxFds];
   std::atomic<std::shared_ptr<vfs::OpenFile>> fd_file[kMaxFds];
-  std::atomic<int> virtual_fds{0};  // how many entries of fd_is_virtual are set
+  std::atomic<int> virtual_fds{0};  // how many entries of fd_kind are not kPlain
   // A chdir() into the prefix makes the cwd virtual: relative paths then resolve against `cwd`.
   std::atomic<bool> cwd_virtual{false};
   std::mutex cwd_mu;
@@ -43,7 +48,15 @@ inline bool is_virtual_path(const char* path) {
 
 // One array lookup: is this descriptor one of ours?
 inline bool virtual_fd(int fd) {
-  return fd >= 0 && fd < kMaxFds && globals().fd_is_virtual[fd].load(std::memory_order_acquire);
+  return fd >= 0 && fd < kMaxFds && globals().fd_kind[fd].load(std::memory_order_acquire) == kVirtual;
+}
+
+// One array lookup: does closing or replacing this descriptor concern the shim?
+inline bool shim_fd(int fd) {
+  return fd >= 0 && fd < kMaxFds && globals().fd_kind[fd].load(std::memory_order_acquire) != kPlain;
+}
+inline bool sink_fd(int fd) {
+  return fd >= 0 && fd < kMaxFds && globals().fd_kind[fd].load(std::memory_order_acquire) == kSink;
 }
 
 std::shared_ptr<vfs::OpenFile> file_of(int fd);

@@ -1,0 +1,292 @@
+#undef _FILE_OFFSET_BITS
+// Standard output and error redirected into the prefix: a shell's `cmd > /oss/...`, bash's
+// `echo ... > /oss/...`, subprocess(stdout=f). glibc's stdio writes fd 1 and 2 with internal
+// calls the shim never sees, so such a descriptor becomes the write end of a pipe that a thread
+// of the owning process drains into the file's writer; closing the last copy waits for the drain
+// and commits the file, and close() reports the outcome. Before exec, the writer is handed to the
+// new program: the descriptor becomes a placeholder again, which the program adopts at start-up.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstdarg>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "log/log.hpp"
+#include "real.hpp"
+#include "shim.hpp"
+
+namespace ossshim::shim {
+
+struct Sink {
+  std::shared_ptr<vfs::OpenFile> file;
+  int read_end = -1;
+  pid_t owner = 0;
+  int copies = 0;        // this process's descriptors that are the pipe's write end (tables().mu)
+  bool handoff = false;  // exec: the new program takes the file over; do not commit
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  Status status = ok_status();
+};
+struct SinkEnd {
+  std::shared_ptr<Sink> sink;
+};
+
+namespace {
+// Built on first use and never destroyed: the shim's constructor (adopting an inherited
+// descriptor) may run before this file's static initialisers, and exit still needs them.
+struct Tables {
+  std::mutex mu;
+  std::map<int, std::shared_ptr<Sink>> sinks;  // by descriptor
+  std::vector<int> handed;                     // descriptors handed off by the current exec
+};
+Tables& tables() {
+  static auto* t = new Tables;
+  return *t;
+}
+
+void drain(std::shared_ptr<Sink> s) {
+  vfs::Vfs* fs = filesystem();
+  vfs::OpenFile& f = *s->file;
+  std::vector<char> buf(1 << 20);
+  std::uint64_t off = (f.status_flags.load() & O_APPEND) ? fs->size_of(f) : f.offset.load();
+  Status outcome = ok_status();  // the first write failure
+  for (;;) {
+    ssize_t n = REAL(read)(s->read_end, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    for (std::size_t done = 0; outcome && done < static_cast<std::size_t>(n);) {
+      auto w = fs->write(f, buf.data() + done, static_cast<std::size_t>(n) - done, off + done);
+      if (!w) {
+        outcome = w.error();  // keep draining, so the writer never blocks on a full pipe
+        log::error(w.error().to_string() + " -- writes to descriptor redirected into " + f.display +
+                   " are discarded; nothing will be stored");
+        break;
+      }
+      done += *w;
+    }
+    off += static_cast<std::uint64_t>(n);
+  }
+  f.offset.store(off);
+  REAL(close)(s->read_end);
+  Status st = outcome;
+  if (s->handoff) {
+    (void)f.writer->truncate(0);  // the new program writes the file; this image's part is void
+    f.writer_pid = 0;             // nobody here commits it
+  } else if (st) {
+    st = fs->close_file(f);
+  } else {
+    f.writer_pid = 0;  // a failed file is not committed (its upload is aborted when it goes)
+  }
+  f.descriptors.fetch_sub(1);
+  std::lock_guard lock(s->mu);
+  s->status = st;
+  s->done = true;
+  s->cv.notify_all();
+}
+
+void forget_locked(int fd) {
+  tables().sinks.erase(fd);
+  if (globals().fd_kind[fd].exchange(kPlain) != kPlain) globals().virtual_fds.fetch_sub(1);
+}
+
+void wait_done(Sink& s) {
+  std::unique_lock lock(s.mu);
+  s.cv.wait(lock, [&] { return s.done; });
+}
+}  // namespace
+
+bool make_sink(int fd, const std::shared_ptr<vfs::OpenFile>& file) {
+  if (!filesystem() || !file->writer) return false;
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return false;
+  int fd_flags = REAL(fcntl)(fd, F_GETFD);
+  if (REAL(dup3)(p[1], fd, fd_flags > 0 && (fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
+    REAL(close)(p[0]);
+    REAL(close)(p[1]);
+    return false;
+  }
+  REAL(close)(p[1]);
+  auto s = std::make_shared<Sink>();
+  s->file = file;
+  s->read_end = p[0];
+  s->owner = ::getpid();
+  s->copies = 1;
+  file->descriptors.fetch_add(1);  // the sink's; then fd's own virtual entry (if any) goes
+  (void)detach(fd);
+  {
+    std::lock_guard lock(tables().mu);
+    tables().sinks[fd] = s;
+    if (globals().fd_kind[fd].exchange(kSink) == kPlain) globals().virtual_fds.fetch_add(1);
+  }
+  std::thread(drain, s).detach();
+  return true;
+}
+
+void sink_copied(int oldfd, int newfd) {
+  if (newfd < 0 || newfd >= kMaxFds) return;
+  std::lock_guard lock(tables().mu);
+  auto it = tables().sinks.find(oldfd);
+  if (it == tables().sinks.end()) return;
+  auto s = it->second;
+  tables().sinks[newfd] = s;
+  if (s->owner == ::getpid()) ++s->copies;
+  if (globals().fd_kind[newfd].exchange(kSink) == kPlain) globals().virtual_fds.fetch_add(1);
+}
+
+SinkEnd* release_sink(int fd) {
+  std::lock_guard lock(tables().mu);
+  auto it = tables().sinks.find(fd);
+  if (it == tables().sinks.end()) return nullptr;
+  auto s = it->second;
+  forget_locked(fd);
+  // A forked child's copies are the parent's business: closing them only closes the pipe end.
+  if (s->owner != ::getpid() || --s->copies > 0) return nullptr;
+  return new SinkEnd{std::move(s)};
+}
+
+int finish_sink(SinkEnd* end, int result) {
+  if (!end) return result;
+  wait_done(*end->sink);
+  Status st = end->sink->status;
+  delete end;
+  if (!st) {
+    errno = st.error().err ? st.error().err : EIO;
+    return -1;
+  }
+  return result;
+}
+
+void sinks_before_exec() {
+  std::vector<std::shared_ptr<Sink>> handed;
+  {
+    std::lock_guard lock(tables().mu);
+    tables().handed.clear();
+    for (auto it = tables().sinks.begin(); it != tables().sinks.end();) {
+      auto [fd, s] = *it;
+      if (s->owner != ::getpid()) {
+        ++it;
+        continue;
+      }
+      s->handoff = true;
+      // The placeholder takes the descriptor's number; the pipe's write end closes.
+      int cloexec = REAL(fcntl)(fd, F_GETFD);
+      int holder = register_file(s->file, false);
+      if (holder >= 0) {
+        (void)detach(holder);  // only its kernel object is wanted
+        REAL(dup3)(holder, fd, cloexec > 0 && (cloexec & FD_CLOEXEC) ? O_CLOEXEC : 0);
+        REAL(close)(holder);
+      }
+      tables().handed.push_back(fd);
+      if (--s->copies == 0) handed.push_back(s);
+      it = tables().sinks.erase(it);
+      if (globals().fd_kind[fd].exchange(kPlain) != kPlain) globals().virtual_fds.fetch_sub(1);
+    }
+  }
+  for (auto& s : handed) wait_done(*s);
+}
+
+void sinks_after_failed_exec() {
+  std::vector<int> fds;
+  {
+    std::lock_guard lock(tables().mu);
+    fds.swap(tables().handed);
+  }
+  for (int fd : fds) adopt_fd(fd);  // the placeholders are ours again: new writers, new sinks
+}
+
+void sinks_at_exit() {
+  std::fflush(nullptr);
+  std::vector<int> fds;
+  {
+    std::lock_guard lock(tables().mu);
+    for (auto& [fd, s] : tables().sinks)
+      if (s->owner == ::getpid()) fds.push_back(fd);
+  }
+  int null = REAL(open)("/dev/null", O_WRONLY | O_CLOEXEC);
+  for (int fd : fds) {
+    SinkEnd* end = release_sink(fd);
+    // Later output (other atexit handlers) goes nowhere rather than failing.
+    if (null >= 0)
+      REAL(dup2)(null, fd);
+    else
+      REAL(close)(fd);
+    if (finish_sink(end, 0) != 0) std::_Exit(1);  // the file was not stored: the exit status says so
+  }
+  if (null >= 0) REAL(close)(null);
+}
+
+}  // namespace ossshim::shim
+
+using namespace ossshim::shim;
+
+namespace {
+bool any_sinks() {
+  return globals().virtual_fds.load(std::memory_order_relaxed) > 0 && !in_vfork_child();
+}
+template <class Call>
+int exec_with_handoff(Call call) {
+  if (!any_sinks()) return call();
+  sinks_before_exec();
+  int r = call();
+  int err = errno;
+  sinks_after_failed_exec();
+  errno = err;
+  return r;
+}
+std::vector<char*> collect_args(const char* first, va_list ap, char*** envp) {
+  std::vector<char*> args{const_cast<char*>(first)};
+  while (char* a = va_arg(ap, char*)) args.push_back(a);
+  args.push_back(nullptr);
+  if (envp) *envp = va_arg(ap, char**);
+  return args;
+}
+}  // namespace
+
+extern "C" {
+
+int execve(const char* path, char* const argv[], char* const envp[]) {
+  return exec_with_handoff([&] { return REAL(execve)(path, argv, envp); });
+}
+int execv(const char* path, char* const argv[]) {
+  return exec_with_handoff([&] { return REAL(execv)(path, argv); });
+}
+int execvp(const char* file, char* const argv[]) {
+  return exec_with_handoff([&] { return REAL(execvp)(file, argv); });
+}
+int execvpe(const char* file, char* const argv[], char* const envp[]) {
+  return exec_with_handoff([&] { return REAL(execvpe)(file, argv, envp); });
+}
+int fexecve(int fd, char* const argv[], char* const envp[]) {
+  return exec_with_handoff([&] { return REAL(fexecve)(fd, argv, envp); });
+}
+// The execl family: glibc's versions call its internal execve, out of the shim's sight.
+int execl(const char* path, const char* arg, ...) {
+  va_list ap;
+  va_start(ap, arg);
+  auto args = collect_args(arg, ap, nullptr);
+  va_end(ap);
+  return execv(path, args.data());
+}
+int execlp(const char* file, const char* arg, ...) {
+  va_list ap;
+  va_start(ap, arg);
+  auto args = collect_args(arg, ap, nullptr);
+  va_end(ap);
+  return execvp(file, args.data());
+}
+int execle(const char* path, const char* arg, ...) {
+  va_list ap;
+  va_start(ap, arg);
+  char** envp = nullptr;
+  auto args = collect_args(arg, ap, &envp);
+  va_end(ap);
+  return execve(path, args.data(), envp);
+}
+
+}  // extern "C"
