@@ -65,6 +65,8 @@ void sink_copied(int oldfd, int newfd);
 struct SinkEnd;
 SinkEnd* release_sink(int fd);
 int finish_sink(SinkEnd* end, int result);
+// fsync of a sink: waits until the drain has taken everything written, then commits the file.
+int sync_sink(int fd);
 // Before exec: every sink of this process becomes a placeholder again (its writer is handed to
 // the new program, which adopts it); after a failed exec they are taken back.
 void sinks_before_exec();

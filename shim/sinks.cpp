@@ -6,8 +6,11 @@
 // and commits the file, and close() reports the outcome. Before exec, the writer is handed to the
 // new program: the descriptor becomes a placeholder again, which the program adopts at start-up.
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdarg>
 #include <cstdio>
@@ -26,8 +29,9 @@ struct Sink {
   std::shared_ptr<vfs::OpenFile> file;
   int read_end = -1;
   pid_t owner = 0;
-  int copies = 0;        // this process's descriptors that are the pipe's write end (tables().mu)
-  bool handoff = false;  // exec: the new program takes the file over; do not commit
+  int copies = 0;                 // this process's descriptors that are the pipe's write end (tables().mu)
+  bool handoff = false;           // exec: the new program takes the file over; do not commit
+  std::atomic<bool> busy{false};  // the drain holds bytes it has read and not yet written
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
@@ -60,6 +64,7 @@ void drain(std::shared_ptr<Sink> s) {
     ssize_t n = REAL(read)(s->read_end, buf.data(), buf.size());
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
+    s->busy.store(true);
     for (std::size_t done = 0; outcome && done < static_cast<std::size_t>(n);) {
       auto w = fs->write(f, buf.data() + done, static_cast<std::size_t>(n) - done, off + done);
       if (!w) {
@@ -71,6 +76,8 @@ void drain(std::shared_ptr<Sink> s) {
       done += *w;
     }
     off += static_cast<std::uint64_t>(n);
+    f.offset.store(off);
+    s->busy.store(false);
   }
   f.offset.store(off);
   REAL(close)(s->read_end);
@@ -160,6 +167,26 @@ int finish_sink(SinkEnd* end, int result) {
     return -1;
   }
   return result;
+}
+
+int sync_sink(int fd) {
+  std::shared_ptr<Sink> s;
+  {
+    std::lock_guard lock(tables().mu);
+    auto it = tables().sinks.find(fd);
+    if (it != tables().sinks.end()) s = it->second;
+  }
+  if (!s || s->owner != ::getpid()) return REAL(fsync)(fd);  // EINVAL, as for any pipe
+  // Everything written so far must have passed through the drain before the commit.
+  for (;;) {
+    int queued = 0;
+    if (::ioctl(fd, FIONREAD, &queued) != 0) queued = 0;
+    if (queued == 0 && !s->busy.load()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  auto st = filesystem()->sync(*s->file);
+  if (!st) return fail(st.error());
+  return 0;
 }
 
 void sinks_before_exec() {

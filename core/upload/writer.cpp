@@ -181,7 +181,7 @@ Status Writer::to_stage_locked() {
     std::vector<char> block(static_cast<std::size_t>(std::min<std::uint64_t>(base, 8ull << 20)));
     for (std::uint64_t off = 0; off < base; off += block.size()) {
       std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(block.size(), base - off));
-      if (auto st = opt_.read_base(block.data(), n, off); !st) return st;
+      if (auto st = opt_.read_object(opt_.base_etag, base, block.data(), n, off); !st) return st;
       if (::pwrite(fd_, block.data(), n, static_cast<off_t>(off)) != static_cast<ssize_t>(n))
         return error(errno ? errno : EIO, "staging file: " + errno_text(errno));
     }
@@ -201,6 +201,7 @@ Status Writer::to_stage_locked() {
 
 Result<std::size_t> Writer::write(const char* data, std::size_t len, std::uint64_t off) {
   std::lock_guard lock(mu_);
+  if (failed_) return *failed_;
   if (len == 0) return std::size_t{0};
   bool streaming = fd_ < 0;
   if (streaming && (off != size_ || opt_.base_size)) {
@@ -215,7 +216,11 @@ Result<std::size_t> Writer::write(const char* data, std::size_t len, std::uint64
     while (buf_.size() >= want) {
       std::string body = buf_.substr(0, static_cast<std::size_t>(want));
       buf_.erase(0, static_cast<std::size_t>(want));
-      if (auto st = ship_part_locked(std::move(body)); !st) return st.error();
+      if (auto st = ship_part_locked(std::move(body)); !st) {
+        failed_ = st.error();
+        abort_upload_locked();
+        return st.error();
+      }
       want = part_bytes(up_.config().part_size, next_part_);
     }
     return len;
@@ -227,7 +232,8 @@ Result<std::size_t> Writer::write(const char* data, std::size_t len, std::uint64
     if (n < 0) {
       if (errno == EINTR) continue;
       if (done) break;
-      return error(errno, "staging file: " + errno_text(errno));
+      failed_ = error(errno, "staging file: " + errno_text(errno));
+      return *failed_;
     }
     done += static_cast<std::size_t>(n);
   }
@@ -254,6 +260,7 @@ Status Writer::truncate(std::uint64_t size) {
   if (size == 0 && fd_ < 0) {
     // Start over: nothing of the old content or of what was streamed survives.
     abort_upload_locked();
+    failed_.reset();
     opt_.base_size.reset();
     std::string().swap(buf_);
     size_ = 0;
@@ -429,13 +436,21 @@ Result<Committed> Writer::commit_staged_locked() {
 Result<std::optional<Committed>> Writer::commit() {
   std::lock_guard lock(mu_);
   if (abandoned_) return error(EBADF, "opened for writing by the parent process; only it can commit");
+  if (failed_) {
+    abort_upload_locked();
+    return *failed_;
+  }
   if (!dirty_) return std::optional<Committed>();
   auto r = fd_ >= 0 ? commit_staged_locked() : commit_stream_locked();
-  if (!r) return r.error();
+  if (!r) {
+    if (fd_ < 0) failed_ = r.error();  // streamed bytes are gone: nothing left to retry with
+    return r.error();
+  }
   dirty_ = false;
   if (fd_ < 0) {
     // What was streamed is gone from memory: later changes start from the committed object.
     opt_.base_size = size_;
+    opt_.base_etag = r->etag;
   }
   return std::optional<Committed>(r.value());
 }

@@ -67,10 +67,14 @@ class Writer {
     std::string bucket, key, display;  // display: "/oss/bucket/key" for messages
     bool exclusive = false;            // O_EXCL: the commit fails with EEXIST if the key exists
     bool stage = false;                // stage from the start (stage_writes, O_RDWR)
-    // Content to keep (opened without O_TRUNC): `base_size` bytes that `read_base` fills on
-    // first need. No base: the file starts empty.
+    // Content to keep (opened without O_TRUNC): the object version `base_etag` of `base_size`
+    // bytes, fetched on first need. No base: the file starts empty.
     std::optional<std::uint64_t> base_size;
-    std::function<Status(char* dst, std::size_t len, std::uint64_t off)> read_base;
+    std::string base_etag;
+    // Reads bytes of a version of the object (the base, or what a commit stored).
+    std::function<Status(const std::string& etag, std::uint64_t size, char* dst, std::size_t len,
+                         std::uint64_t off)>
+        read_object;
   };
   static Result<std::unique_ptr<Writer>> create(Uploader& uploader, Options options);
   // Aborts whatever was not committed (unless abandoned).
@@ -108,6 +112,9 @@ class Writer {
   std::mutex mu_;  // one operation at a time per file
   bool dirty_;
   bool abandoned_ = false;
+  // The first failure of a write or part upload: every later commit fails with it and stores
+  // nothing (a partial object must never become visible).
+  std::optional<Error> failed_;
   std::uint64_t size_ = 0;
   // Streaming: bytes [size_ - buf_.size(), size_) not yet handed to an upload worker.
   std::string buf_;

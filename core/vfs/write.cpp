@@ -93,6 +93,12 @@ Status Vfs::claim_create(OpenFile& f) {
       std::string pid = std::to_string(::getpid());
       (void)!::write(fd, pid.data(), pid.size());
       ::close(fd);
+      // A creator that finished between our stat and our claim has released its claim by now:
+      // only a fresh look at the store tells.
+      if (stat_uncached(f.path).ok()) {
+        ::unlink(claim.c_str());
+        break;
+      }
       f.create_claim = claim;
       return ok_status();
     }
@@ -137,23 +143,31 @@ Result<std::shared_ptr<OpenFile>> Vfs::open_write(const VPath& p, int flags) {
   // Read-write opens (sqlite, h5py) seek and rewrite: stage them. So does stage_writes.
   o.stage = config_.stage_writes || (flags & O_ACCMODE) == O_RDWR;
   if (exists && !(flags & O_TRUNC)) {
-    // Keep the object's bytes: fetched on first need through the read path (pinned to its ETag).
     f->attr = st.value();
     o.base_size = st->size;
-    auto base = std::make_shared<OpenFile>();
-    base->path = p;
-    base->display = f->display;
-    base->attr = st.value();
-    o.read_base = [this, base](char* dst, std::size_t len, std::uint64_t off) -> Status {
-      for (std::size_t done = 0; done < len;) {
-        auto n = read(*base, dst + done, len - done, off + done);
-        if (!n) return n.error();
-        if (*n == 0) return error_for("open", base->path, EIO, "the object shrank while being read");
-        done += *n;
-      }
-      return ok_status();
-    };
+    o.base_etag = st->etag;
   }
+  // Old bytes are read through the read path (shared cache, pinned to the version's ETag): the
+  // object's content when kept at open, or what an fsync stored before more changes.
+  auto version = std::make_shared<OpenFile>();
+  version->path = p;
+  version->display = f->display;
+  o.read_object = [this, version](const std::string& etag, std::uint64_t size, char* dst, std::size_t len,
+                                  std::uint64_t off) -> Status {
+    if (version->attr.etag != etag || version->attr.size != size) {
+      version->attr = Attr{false, size, 0, etag};
+      std::lock_guard lock(version->cache_mu);
+      version->cache_looked = false;
+      version->cached.reset();
+    }
+    for (std::size_t done = 0; done < len;) {
+      auto n = read(*version, dst + done, len - done, off + done);
+      if (!n) return n.error();
+      if (*n == 0) return error_for("open", version->path, EIO, "the object shrank while being read");
+      done += *n;
+    }
+    return ok_status();
+  };
   auto w = upload::Writer::create(uploader_, std::move(o));
   if (!w) {
     if (!f->create_claim.empty()) ::unlink(f->create_claim.c_str());

@@ -58,16 +58,25 @@ void write_small(const std::string& path, const std::string& data) {
   std::ofstream(path) << data;
 }
 
+// A directory marker object "dir/" made by PutObject is a directory holding this file, so it
+// survives while the directory has other objects (deleting them must not delete the marker, as
+// in OSS). A directory without it is only implied by the keys below it.
+constexpr char kMarkerFile[] = ".ossemu-marker";
+
 // Collects every key under dir (relative to bucket_dir) whose key starts with `prefix`.
 void walk(const std::string& bucket_dir, const std::string& rel, const std::string& prefix,
           std::vector<std::string>& keys) {
   std::string dir = bucket_dir + (rel.empty() ? "" : "/" + rel);
   DIR* d = ::opendir(dir.c_str());
   if (!d) return;
-  bool any = false;
+  bool any = false, marked = false;
   while (dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
     if (name == "." || name == "..") continue;
+    if (name == kMarkerFile) {
+      marked = true;
+      continue;
+    }
     any = true;
     if (name.starts_with(kTempPrefix)) continue;
     std::string key = rel.empty() ? name : rel + "/" + name;
@@ -82,8 +91,8 @@ void walk(const std::string& bucket_dir, const std::string& rel, const std::stri
     }
   }
   ::closedir(d);
-  // An empty directory is a directory marker object "rel/".
-  if (!any && !rel.empty() && (rel + "/").starts_with(prefix)) keys.push_back(rel + "/");
+  // An empty directory (or one made as a marker) is a directory marker object "rel/".
+  if ((!any || marked) && !rel.empty() && (rel + "/").starts_with(prefix)) keys.push_back(rel + "/");
 }
 
 }  // namespace
@@ -225,6 +234,7 @@ std::optional<Failure> Store::commit(const std::string& bucket, const std::strin
   if (key.back() == '/') {
     ::unlink(temp_path.c_str());
     if (!mkdirs(path.substr(0, path.size() - 1))) return internal("mkdir");
+    write_small(path + kMarkerFile, "");
     return head(bucket, key, meta);
   }
   struct stat st;
@@ -263,9 +273,10 @@ std::optional<Failure> Store::commit(const std::string& bucket, const std::strin
 std::optional<Failure> Store::remove(const std::string& bucket, const std::string& key) {
   std::string path;
   if (auto f = object_path(bucket, key, path)) return f;
-  if (key.back() == '/')
+  if (key.back() == '/') {
+    ::unlink((path + kMarkerFile).c_str());
     ::rmdir(path.c_str());
-  else
+  } else
     ::unlink(path.c_str());
   // Drop directories the object leaves empty, as OSS has no directories of its own.
   std::string dir = path.substr(0, path.rfind('/', key.back() == '/' ? path.size() - 2 : std::string::npos));
