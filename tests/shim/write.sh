@@ -1,0 +1,281 @@
+#!/bin/bash
+# The write path under real programs: cp, tar, dd, mv, Python (shutil, numpy, torch, sqlite3, a
+# downloader's .incomplete + os.replace) write into /oss/bkt and into a local directory; the
+# objects in the emulator's root must equal the local files byte for byte and read back the same
+# through the shim. Then the namespace (mkdir/rmdir/unlink/rename/O_EXCL), read-your-writes across
+# processes, injected upload failures (EIO or EDQUOT/ENOSPC, nothing left behind), concurrent
+# writers and O_EXCL races, and descriptor errors.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+helpers=$OSSSHIM_SOURCE_ROOT/tests/shim/write_helpers.py
+py=/usr/bin/python3  # Debian's, with numpy and torch
+mkdir -p "$root/bkt"
+start_emulator --anonymous  # (curl lists the multipart uploads unsigned)
+# 1 MiB parts: every file above 1 MiB is a multipart upload.
+export OSSSHIM_PART_SIZE=1m OSSSHIM_RETRY_BASE=10ms
+lb=$work/local  # the local directory the same programs write to
+src=$work/src
+mkdir -p "$lb" "$src"
+
+vrun() { "$ossrun_bin" -- "$@"; }
+marker=.ossemu-marker  # the emulator's directory-marker file (the object "dir/")
+emu_ls() { ls -A "$root/bkt/$1" 2>&1 | grep -vx "$marker" | tr '\n' ' '; }
+strip_log() { grep -v '^ossshim\[' "$1" || true; }
+
+# Sources: nested directories, an empty file and directory, part-boundary sizes, odd names.
+mkdir -p "$src/a/b/c" "$src/empty dir" "$src/sub dir/ñandú 文件"
+head -c $((20 << 20)) /dev/urandom > "$src/big.bin"
+head -c $((1 << 20)) /dev/urandom > "$src/a/one-mib.bin"
+head -c $(((1 << 20) + 1)) /dev/urandom > "$src/a/b/one-mib-plus-one.bin"
+head -c $(((3 << 20) + 12345)) /dev/urandom > "$src/a/b/c/odd.bin"
+: > "$src/empty.dat"
+printf 'hello\n' > "$src/a/hello.txt"
+printf 'spaces\n' > "$src/with space.txt"
+printf 'non-ascii ✓\n' > "$src/sub dir/ñandú 文件/ünïcødé.txt"
+printf '#!/bin/sh\necho hi\n' > "$src/a/run.sh" && chmod 755 "$src/a/run.sh"
+touch -d '2001-02-03 04:05:06' "$src/a/hello.txt"
+(cd "$src" && tar -cf "$work/archive.tar" .)
+
+# tree_cmd (bash -c "$tree_cmd" DIR): types, file sizes and checksums under DIR, locally or under the shim.
+tree_cmd='cd "$0" && find . -type d -printf "d %p\n" -o -printf "%y %s %p\n" | LC_ALL=C sort &&
+  find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum'
+# same_tree NAME DIR: bucket directory DIR in the emulator's root equals $lb/DIR byte for byte,
+# and reads back through the shim as the local one does.
+same_tree() {
+  local name=$1 dir=$2
+  if diff -r -x "$marker" "$lb/$dir" "$root/bkt/$dir" > "$work/diff" 2>&1; then ok; else
+    bad "$name: the emulator's $dir differs from the local result: $(head -5 "$work/diff")"
+  fi
+  bash -c "$tree_cmd" "$lb/$dir" > "$work/tree.l" 2>&1 || true
+  vrun bash -c "$tree_cmd" "/oss/bkt/$dir" > "$work/tree.v" 2> "$work/tree.err" || true
+  if cmp -s "$work/tree.l" "$work/tree.v"; then ok; else
+    bad "$name: /oss/bkt/$dir reads back differently through the shim: $(diff "$work/tree.l" "$work/tree.v" | head -8) $(strip_log "$work/tree.err" | head -3)"
+  fi
+}
+
+# wsame NAME DIR 'COMMAND with @ for the bucket directory': the same exit status, stdout and
+# stderr (paths and dd's speed aside) under the shim on /oss/bkt as locally on $lb; then
+# same_tree NAME DIR (DIR empty: no tree check).
+wsame() {
+  local name=$1 dir=$2 cmd=$3 lrc=0 vrc=0
+  (cd "$work" && bash -c "${cmd//@/$lb}") > "$work/l.out" 2> "$work/l.err" || lrc=$?
+  (cd "$work" && vrun bash -c "${cmd//@//oss/bkt}") > "$work/v.out" 2> "$work/v.err" || vrc=$?
+  strip_log "$work/v.err" > "$work/v.err2"
+  sed -i -E "s#$lb#@#g; s#/oss/bkt#@#g; s#copied, .*#copied#" "$work/l.out" "$work/v.out" "$work/l.err" "$work/v.err2"
+  if [ "$lrc" != "$vrc" ]; then
+    bad "$name: exit $vrc under the shim, $lrc locally: $(head -5 "$work/v.err")"
+  elif ! cmp -s "$work/l.out" "$work/v.out"; then
+    bad "$name: output differs: $(diff "$work/l.out" "$work/v.out" | head -10)"
+  elif ! cmp -s "$work/l.err" "$work/v.err2"; then
+    bad "$name: errors differ: $(diff "$work/l.err" "$work/v.err2" | head -10)"
+  else ok; fi
+  if [ -n "$dir" ]; then same_tree "$name" "$dir"; fi
+}
+
+# pycheck NAME ARGS...: write_helpers.py ARGS under the shim; counts its ok/FAIL lines.
+pycheck() {
+  local name=$1 rc=0
+  shift
+  vrun "$py" "$helpers" "$@" > "$work/py.out" 2> "$work/py.err" || rc=$?
+  collect "$name" "$work/py.out"
+  if [ "$rc" != 0 ] && ! grep -q '^FAIL' "$work/py.out"; then
+    bad "$name: exit $rc: $(strip_log "$work/py.err" | grep -v "^  #[0-9]" | tail -4)"
+  fi
+}
+collect() {
+  local line
+  while IFS= read -r line; do
+    case $line in
+      ok\ *) ok ;;
+      FAIL\ *) bad "$1: ${line#FAIL }" ;;
+    esac
+  done < "$2"
+}
+
+# arm SPEC: arms emulator faults; false (with a FAIL) when the emulator refuses SPEC.
+arm() {
+  local code
+  code=$(curl -s -o "$work/arm.out" -w '%{http_code}' -X POST "$endpoint/_admin/faults?$1")
+  [ "$code" == 200 ] || { bad "the emulator refused the fault $1: HTTP $code $(cat "$work/arm.out")"; return 1; }
+}
+disarm() { curl -s -X DELETE "$endpoint/_admin/faults" > /dev/null; }
+# uploads_left [KEY PREFIX]: keys of the incomplete multipart uploads in bkt
+uploads_left() { curl -s "$endpoint/bkt/?uploads" | grep -o "<Key>${1:-}[^<]*</Key>" | tr '\n' ' ' || true; }
+temps_left() { find "$root/bkt" -name '.oss-emulator-tmp-*' | tr '\n' ' '; }
+
+# ------------------------------------------------------------------ 1. real writers
+
+wsame cp-r cp "cp -r '$src' @/cp"
+# (overwriting objects: O_TRUNC onto an existing object, a smaller and a larger file)
+wsame cp-overwrite cp "cp '$src/a/hello.txt' @/cp/big.bin && cp '$src/big.bin' @/cp/a/hello.txt"
+wsame tar-x tarx "mkdir @/tarx && tar xf '$work/archive.tar' -C @/tarx"
+wsame dd dd "mkdir -p @/dd && dd if='$src/big.bin' of=@/dd/big bs=1M && dd if='$src/a/b/c/odd.bin' of=@/dd/odd bs=1M"
+wsame dd-fsync dd "dd if='$src/a/b/c/odd.bin' of=@/dd/sync bs=1M seek=0 conv=fsync"
+wsame shell-redirect redir "mkdir @/redir && echo one > @/redir/t && echo two > @/redir/t && cat @/redir/t && cat '$src/a/one-mib.bin' > @/redir/m"
+wsame copyfileobj py "mkdir @/py && $py '$helpers' copyfileobj '$src/big.bin' @/py/copy.bin && $py '$helpers' copyfileobj '$src/empty.dat' @/py/empty"
+
+vrun mkdir /oss/bkt/fsync || bad "mkdir /oss/bkt/fsync failed"
+pycheck fsync fsync_write /oss/bkt/fsync
+
+# The downloader: model.bin.incomplete written, fsynced and replaced.
+pycheck download download /oss/bkt/dl "$src/a/b/c/odd.bin"
+[ "$(emu_ls dl)" == "model.bin " ] && ok || bad "download: the emulator holds [$(emu_ls dl)], want model.bin only"
+cmp -s "$src/a/b/c/odd.bin" "$root/bkt/dl/model.bin" && ok || bad "download: the emulator's dl/model.bin differs from the source"
+out=$(vrun ls -A /oss/bkt/dl 2>&1) && [ "$out" == model.bin ] && ok || bad "download: ls in a new process: [$out]"
+
+# numpy and torch: the same bytes as saved locally, and loaded back equal.
+wsame numpy np "mkdir @/np && $py '$helpers' numpy_save @/np/a.npy"
+pycheck np.load numpy_check /oss/bkt/np/a.npy
+wsame torch pt "mkdir @/pt && $py '$helpers' torch_save @/pt/sd.pt"
+pycheck torch.load torch_check /oss/bkt/pt/sd.pt
+
+# sqlite3: random writes, a journal, locks; the same rows through the shim, in the object and locally.
+mkdir -p "$lb/db"
+"$py" "$helpers" sqlite_write "$lb/db/test.db"
+want=$("$py" "$helpers" sqlite_dump "$lb/db/test.db")
+if out=$(vrun bash -c "mkdir /oss/bkt/db && $py '$helpers' sqlite_write /oss/bkt/db/test.db" 2>&1); then ok; else bad "sqlite3 write through the shim failed: $out"; fi
+got=$(vrun "$py" "$helpers" sqlite_dump /oss/bkt/db/test.db 2>&1) || true
+[ "$got" == "$want" ] && ok || bad "sqlite3 read through the shim: [$got] want [$want]"
+cp "$root/bkt/db/test.db" "$work/copy.db" 2> /dev/null || true
+got=$("$py" "$helpers" sqlite_dump "$work/copy.db" 2>&1) || true
+[ "$got" == "$want" ] && ok || bad "sqlite3 read of the emulator's copy of the object: [$got] want [$want]"
+[ "$(emu_ls db)" == "test.db " ] && ok || bad "sqlite3 left [$(emu_ls db)] in db/ (want test.db only)"
+
+# ------------------------------------------------------------------ 2. namespace
+
+pycheck namespace namespace /oss/bkt/ns "$root/bkt/ns"
+out=$(vrun ls /oss/bkt/ns 2>&1 | tr '\n' ' ') || true
+[ "$out" == "b.txt d1 d2 fresh.txt plain r2 " ] && ok || bad "namespace: ls in a new process: [$out]"
+wsame mkdir-exists mk "mkdir @/mk && mkdir @/mk; echo \$?; mkdir -p @/mk/a/b && ls -R @/mk"
+wsame rmdir-notempty mk "mkdir @/mk/full && echo x > @/mk/full/x && rmdir @/mk/full; echo \$?; rm @/mk/full/nope; echo \$?"
+wsame mv mvt "mkdir -p @/mvt/dir/sub && echo a > @/mvt/a.txt && echo b > @/mvt/dir/b.txt && echo c > @/mvt/dir/sub/c &&
+  echo old > @/mvt/dir/old && mv @/mvt/a.txt @/mvt/a2.txt && mv @/mvt/dir @/mvt/dir2 && mv @/mvt/a2.txt @/mvt/dir2/ &&
+  mv -f @/mvt/dir2/b.txt @/mvt/dir2/old && ls -R @/mvt"
+wsame rm-r mvt "mkdir -p @/mvt/gone/x/y && echo 1 > @/mvt/gone/x/y/1 && echo 2 > @/mvt/gone/2 && rm -r @/mvt/gone && ls @/mvt"
+wsame touch-chmod mvt "touch @/mvt/t && touch -d 2001-01-01 @/mvt/dir2/old && chmod 600 @/mvt/t && cat @/mvt/dir2/old"
+
+# ------------------------------------------------------------------ 3. read-your-writes across processes
+
+mkdir -p "$root/bkt/ryw"
+printf 'doomed\n' > "$root/bkt/ryw/victim"
+printf 'version 1\n' > "$root/bkt/ryw/over"
+export OSSSHIM_ATTR_TTL=60s OSSSHIM_NEGATIVE_TTL=60s
+pids=()
+for m in create unlink overwrite; do
+  case $m in create) p=new.txt ;; unlink) p=victim ;; overwrite) p=over ;; esac
+  vrun "$py" "$helpers" ryw "/oss/bkt/ryw/$p" "$work/ryw.go" "$work/ryw.$m.ready" $m > "$work/ryw.$m" 2>&1 &
+  pids+=($!)
+done
+for _ in $(seq 1200); do [ -e "$work/ryw.create.ready" ] && [ -e "$work/ryw.unlink.ready" ] && [ -e "$work/ryw.overwrite.ready" ] && break; sleep 0.05; done
+vrun bash -c 'echo created > /oss/bkt/ryw/new.txt && rm /oss/bkt/ryw/victim && echo "version 2, longer" > /oss/bkt/ryw/over' ||
+  bad "read-your-writes: the writer failed"
+touch "$work/ryw.go"
+for i in 0 1 2; do wait "${pids[$i]}" || true; done
+for m in create unlink overwrite; do
+  collect "read-your-writes ($m)" "$work/ryw.$m"
+  grep -q '^ok\|^FAIL' "$work/ryw.$m" || bad "read-your-writes ($m): $(tail -3 "$work/ryw.$m")"
+done
+unset OSSSHIM_ATTR_TTL OSSSHIM_NEGATIVE_TTL
+
+# ------------------------------------------------------------------ 4. injected upload failures
+
+mkdir -p "$root/bkt/fault"
+head -c 1000 /dev/urandom > "$src/small.bin"
+# fault_case NAME SPEC PATTERN PYERRNO BIG: with the fault armed, dd, cp and Python each write
+# one file (BIG: 20 MiB, multipart; else 1000 bytes); each must fail with PATTERN (the local
+# message of the errno) and leave no object, no temp file and no multipart upload behind.
+fault_case() {
+  local name=$1 spec=$2 pattern=$3 pyerrno=$4 big=$5 f=$src/small.bin size=1000 w rc t
+  [ "$big" == big ] && f=$src/big.bin size=$((3 << 20))
+  arm "$spec" || return 0
+  for w in dd cp py; do
+    t=/oss/bkt/fault/$name-$w
+    rc=0
+    case $w in
+      dd) OSSSHIM_RETRIES=1 vrun dd if="$f" of=$t bs=1M status=none 2> "$work/err" || rc=$? ;;
+      cp) OSSSHIM_RETRIES=1 vrun cp "$f" $t 2> "$work/err" || rc=$? ;;
+      py) OSSSHIM_RETRIES=1 vrun "$py" "$helpers" write_file $t $size 2> "$work/err" || rc=$? ;;
+    esac
+    local msg
+    msg=$(strip_log "$work/err" | tail -1)
+    if [ $rc == 0 ]; then
+      bad "fault $name: $w wrote $t successfully"
+    elif case $w in
+      dd) [[ "$msg" =~ ^dd:\ (error\ writing|closing\ output\ file|fsync\ failed\ for)\ \'$t\':\ ($pattern)$ ]] ;;
+      cp) [[ "$msg" =~ ^cp:\ (error\ writing|failed\ to\ close|error\ copying\ \'[^\']*\'\ to)\ \'$t\':\ ($pattern)$ ]] ;;
+      py) [[ "$msg" =~ ^OSError:\ \[Errno\ ($pyerrno)\]\ ($pattern)$ ]] ;;
+    esac; then ok; else
+      bad "fault $name: $w exit $rc, message [$msg], want ($pattern)"
+    fi
+  done
+  disarm
+  for w in dd cp py; do
+    [ -e "$root/bkt/fault/$name-$w" ] && bad "fault $name: $w left the object fault/$name-$w in the emulator" || ok
+  done
+  out=$(vrun bash -c 'for t; do [ -e "$t" ] && echo "$t"; done; true' _ /oss/bkt/fault/$name-{dd,cp,py} 2>&1) || true
+  [ -z "$out" ] && ok || bad "fault $name: through the shim these exist afterwards: $out"
+  out=$(uploads_left "fault/$name-")
+  [ -z "$out" ] && ok || bad "fault $name: multipart uploads left: $out"
+  out=$(temps_left)
+  [ -z "$out" ] && ok || bad "fault $name: temp files left: $out"
+}
+eio='Input/output error'
+quota='Disk quota exceeded|No space left on device'
+fault_case upload-part-500 'error_status=500&ops=UploadPart' "$eio" 5 big
+fault_case complete-500 'error_status=500&ops=CompleteMultipartUpload' "$eio" 5 big
+fault_case initiate-500 'error_status=500&ops=InitiateMultipartUpload' "$eio" 5 big
+fault_case put-500 'error_status=500&ops=PutObject' "$eio" 5 small
+fault_case reset 'reset_upload_after=300k&ops=UploadPart' "$eio" 5 big
+fault_case quota-multipart 'error_status=403&error_code=QuotaExceeded&ops=UploadPart' "$quota" '122|28' big
+fault_case quota-put 'error_status=403&error_code=QuotaExceeded&ops=PutObject' "$quota" '122|28' small
+# A burst of 503s shorter than the retries is absorbed: the upload succeeds.
+arm 'error_status=503&error_count=2&ops=UploadPart,PutObject' &&
+vrun cp "$src/a/b/c/odd.bin" /oss/bkt/fault/burst 2> "$work/err" && cmp -s "$src/a/b/c/odd.bin" "$root/bkt/fault/burst" && ok ||
+  bad "two 503s on upload were not absorbed: $(strip_log "$work/err")"
+disarm
+
+# ------------------------------------------------------------------ 5. concurrency
+
+for i in 0 1 2 3; do head -c $((8 << 20)) /dev/urandom > "$src/conc$i"; done
+vrun mkdir /oss/bkt/conc || bad "mkdir /oss/bkt/conc failed"
+pids=()
+vrun dd if="$src/conc0" of=/oss/bkt/conc/f0 bs=1M status=none 2> "$work/conc0.err" & pids+=($!)
+vrun cp "$src/conc1" /oss/bkt/conc/f1 2> "$work/conc1.err" & pids+=($!)
+vrun "$py" "$helpers" copyfileobj "$src/conc2" /oss/bkt/conc/f2 2> "$work/conc2.err" & pids+=($!)
+vrun bash -c 'cat "$0" > /oss/bkt/conc/f3' "$src/conc3" 2> "$work/conc3.err" & pids+=($!)
+for i in 0 1 2 3; do
+  wait "${pids[$i]}" || bad "concurrent writer $i failed: $(strip_log "$work/conc$i.err")"
+done
+for i in 0 1 2 3; do
+  cmp -s "$src/conc$i" "$root/bkt/conc/f$i" && ok || bad "concurrent writer $i: the emulator's conc/f$i differs"
+done
+want=$(cd "$src" && sha256sum conc0 conc1 conc2 conc3 | cut -c1-64)
+got=$(vrun sha256sum /oss/bkt/conc/f0 /oss/bkt/conc/f1 /oss/bkt/conc/f2 /oss/bkt/conc/f3 | cut -c1-64) || true
+[ "$got" == "$want" ] && ok || bad "concurrent writers: read back through the shim: $got"
+
+# O_EXCL: two processes race to create the same 8 files; one wins each, at open.
+vrun mkdir /oss/bkt/excl || bad "mkdir /oss/bkt/excl failed"
+t0=$(($(date +%s) + 3))
+excl_paths=(/oss/bkt/excl/{0,1,2,3,4,5,6,7})
+vrun "$py" "$helpers" excl $t0 A "${excl_paths[@]}" > "$work/excl.A" 2> "$work/excl.A.err" & pa=$!
+vrun "$py" "$helpers" excl $t0 B "${excl_paths[@]}" > "$work/excl.B" 2> "$work/excl.B.err" & pb=$!
+wait $pa $pb || true
+for i in 0 1 2 3 4 5 6 7; do
+  a=$(grep "^$i " "$work/excl.A" | cut -d' ' -f2- || true)
+  b=$(grep "^$i " "$work/excl.B" | cut -d' ' -f2- || true)
+  content=$(cat "$root/bkt/excl/$i" 2> /dev/null) || true
+  if [ "$a" == created ] && [ "$b" == "open EEXIST" ] && [ "$content" == "winner A" ]; then ok
+  elif [ "$b" == created ] && [ "$a" == "open EEXIST" ] && [ "$content" == "winner B" ]; then ok
+  else bad "O_EXCL race $i: A [$a], B [$b], object holds [$content] $(strip_log "$work/excl.A.err" | tail -2) $(strip_log "$work/excl.B.err" | tail -2)"; fi
+done
+
+# ------------------------------------------------------------------ 6. descriptor errors
+
+mkdir -p "$root/bkt/bad" "$lb/bad"
+printf 'keep me\n' | tee "$root/bkt/bad/ro" > "$lb/bad/ro"
+pycheck "descriptor errors" bad_fds /oss/bkt/bad/ro /oss/bkt/nodir/x
+wsame write-to-read-only bad "exec 3< @/bad/ro; echo hi >&3; echo \$?; cat @/bad/ro"
+wsame create-under-missing-dir bad "echo hi > @/nodir/x; echo \$?; cp '$src/a/hello.txt' @/nodir/y; echo \$?; dd if=/dev/null of=@/nodir/z status=none"
+[ ! -e "$root/bkt/nodir" ] && ok || bad "writing under a missing directory created $(find "$root/bkt/nodir")"
+
+finish
