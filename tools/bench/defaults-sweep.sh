@@ -13,12 +13,12 @@ cleanup() { [ -n "$emu_pid" ] && kill "$emu_pid" 2>/dev/null; wait 2>/dev/null |
 trap cleanup EXIT
 mkdir -p "$work/root/bkt"
 head -c "$(numfmt --from=iec "${size^^}")" /dev/urandom > "$work/root/bkt/obj"
-build/tools/emulator/oss-emulator --root "$work/root" --listen 127.0.0.1:0 --quiet > "$work/emu.out" &
+${BUILD:-build}/tools/emulator/oss-emulator --root "$work/root" --listen 127.0.0.1:0 --quiet > "$work/emu.out" &
 emu_pid=$!
 for _ in $(seq 100); do grep -q listening "$work/emu.out" 2>/dev/null && break; sleep 0.1; done
 endpoint=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/emu.out")
 export OSSSHIM_ENDPOINT=$endpoint OSSSHIM_REGION=cn-hangzhou OSS_ACCESS_KEY_ID=test-ak OSS_ACCESS_KEY_SECRET=test-sk
-build/tools/ossrun/ossrun -- stat /oss/bkt/obj > /dev/null  # the emulator computes the CRC64 once
+${BUILD:-build}/tools/ossrun/ossrun -- stat /oss/bkt/obj > /dev/null  # the emulator computes the CRC64 once
 bytes=$(stat -c %s "$work/root/bkt/obj")
 for faults in "" "bandwidth=$cap&first_byte_ms=$latency"; do
   if [ -n "$faults" ]; then curl -s -X POST "$endpoint/_admin/faults?$faults" > /dev/null; echo "capped: $faults"; else echo "uncapped"; fi
@@ -28,7 +28,7 @@ for faults in "" "bandwidth=$cap&first_byte_ms=$latency"; do
     for conc in 4 8 16 32; do
       rm -rf "${OSSSHIM_CACHE_DIR:?}"/*
       s=$(date +%s.%N)
-      build/tools/ossrun/ossrun --chunk-size "$chunk" --concurrency "$conc" -- cat /oss/bkt/obj > /dev/null
+      ${BUILD:-build}/tools/ossrun/ossrun --chunk-size "$chunk" --concurrency "$conc" -- cat /oss/bkt/obj > /dev/null
       e=$(date +%s.%N)
       printf '%12s' "$(python3 -c "print(f'{$bytes / ($e - $s) / 1e9:.2f} GB/s')")"
     done
