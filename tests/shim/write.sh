@@ -269,6 +269,39 @@ for i in 0 1 2 3 4 5 6 7; do
   else bad "O_EXCL race $i: A [$a], B [$b], object holds [$content] $(strip_log "$work/excl.A.err" | tail -2) $(strip_log "$work/excl.B.err" | tail -2)"; fi
 done
 
+# ------------------------------------------------------------------ C++ and stdio writers
+mkdir -p "$lb/cxx"
+vrun mkdir /oss/bkt/cxx || bad "mkdir /oss/bkt/cxx failed"
+cxx=$OSSSHIM_BUILD_ROOT/tests/shim/cxx_write
+"$cxx" "$lb/cxx" > "$work/cxx.local" 2>&1 || bad "cxx_write failed locally: $(cat "$work/cxx.local")"
+vrun "$cxx" /oss/bkt/cxx > "$work/cxx.shim" 2>&1 || bad "cxx_write failed under the shim: $(strip_log "$work/cxx.shim")"
+diff -r -x .ossemu-marker "$lb/cxx" "$root/bkt/cxx" > "$work/cxx.diff" && ok || bad "cxx_write: objects differ: $(head -5 "$work/cxx.diff")"
+
+# ------------------------------------------------------------------ locks between processes
+# flock and fcntl locks on a virtual path hold between processes of the node (downloaders
+# lock files beside their targets).
+vrun mkdir /oss/bkt/locks || bad "mkdir /oss/bkt/locks failed"
+lock_probe='
+import fcntl, os, sys, time
+kind, path, role = sys.argv[1:4]
+f = open(path, "a")
+lock = (lambda op: fcntl.flock(f, op)) if kind == "flock" else (lambda op: fcntl.lockf(f, op))
+if role == "hold":
+    lock(fcntl.LOCK_EX); open(path + ".held", "w").close(); time.sleep(2); lock(fcntl.LOCK_UN)
+    os.unlink(path + ".held"); print("released")
+else:
+    while not os.path.exists(path + ".held"): time.sleep(0.05)
+    try: lock(fcntl.LOCK_EX | fcntl.LOCK_NB); print("got it while held")
+    except OSError as e: print("busy", e.errno == 11)
+    lock(fcntl.LOCK_EX); print("got it after release")
+'
+for kind in flock lockf; do
+  vrun "$py" -c "$lock_probe" $kind /oss/bkt/locks/$kind.lock hold > "$work/lock.hold" 2>&1 & holder=$!
+  out=$(vrun "$py" -c "$lock_probe" $kind /oss/bkt/locks/$kind.lock wait 2>&1) || true
+  wait $holder || true
+  [ "$out" == $'busy True\ngot it after release' ] && ok || bad "$kind between processes: $out / $(cat "$work/lock.hold")"
+done
+
 # ------------------------------------------------------------------ 6. descriptor errors
 
 mkdir -p "$root/bkt/bad" "$lb/bad"
