@@ -150,11 +150,23 @@ std::time_t Transport::now() const {
   return std::time(nullptr) + clock_offset_.load(std::memory_order_relaxed);
 }
 
+namespace {
+// Requests whose answer waits for work on the server (a server-side copy, completing a multipart
+// upload of many parts): silence until the response is normal, so neither the first-byte nor the
+// low-speed limit applies, and the deadline is at least 10 minutes.
+bool server_works(const Request& req) {
+  return req.header("x-oss-copy-source") || req.header("x-amz-copy-source") ||
+         (req.method == "POST" && req.query_param("uploadId"));
+}
+constexpr std::uint32_t kServerWorkMs = 600000;
+}  // namespace
+
 Result<Response> Transport::attempt(Exchange& x, Clock::time_point deadline) {
   Attempt a;
   a.exchange = &x;
   a.upload = x.body;
-  a.first_byte_timeout_ms = config_.first_byte_timeout_ms;
+  bool patient = server_works(x.request);
+  a.first_byte_timeout_ms = patient ? 0 : config_.first_byte_timeout_ms;
   Request req = x.request;
   if (x.sign) x.sign(req, now());
 
@@ -175,7 +187,7 @@ Result<Response> Transport::attempt(Exchange& x, Clock::time_point deadline) {
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(config_.connect_timeout_ms));
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(std::max<std::int64_t>(1, ms_until(deadline))));
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, static_cast<long>(config_.low_speed_bytes));
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, patient ? 0L : static_cast<long>(config_.low_speed_bytes));
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(config_.low_speed_seconds));
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, config_.verify_tls ? 1L : 0L);
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, config_.verify_tls ? 2L : 0L);
@@ -248,7 +260,10 @@ Result<Response> Transport::attempt(Exchange& x, Clock::time_point deadline) {
 }
 
 Result<Response> Transport::execute(Exchange& x) {
-  auto deadline = Clock::now() + std::chrono::milliseconds(config_.request_timeout_ms);
+  auto deadline =
+      Clock::now() + std::chrono::milliseconds(server_works(x.request)
+                                                   ? std::max(config_.request_timeout_ms, kServerWorkMs)
+                                                   : config_.request_timeout_ms);
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   for (std::uint32_t attempt_no = 0;; ++attempt_no) {
     Result<Response> r = attempt(x, deadline);

@@ -414,5 +414,10 @@ TEST_CASE("500 files opened and never closed keep read-ahead and bounded memory"
   auto s = fs->shared_cache()->stats(false);
   CHECK(emu.bytes_out() == std::uint64_t{kFiles} * kSize);  // each byte once
   CHECK(s.waited < s.served);         // read-ahead had chunks ready before they were asked for
+#ifndef __SANITIZE_THREAD__           // TSan's shadow of the mapped cache pages counts as anonymous memory
   CHECK(after < before + 16 * kMiB);  // no buffer per open file: the bytes live in the shared cache
+#else
+  (void)after;
+  (void)before;
+#endif
 }
