@@ -6,20 +6,5 @@
 #   tools/bench/cache-bench.sh --size 512m --shards 2 --procs 4 # a quick run
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-build=build
-args=("$@")
-for ((i = 0; i < ${#args[@]}; i++)); do
-  case ${args[i]} in
-    --build) build=${args[i + 1]:-build} ;;
-    --build=*) build=${args[i]#--build=} ;;
-  esac
-done
-[ -d "$build" ] || meson setup "$build" >/dev/null
-if ! out=$(ninja -C "$build" 2>&1); then
-  printf '%s\n' "$out" | tail -n 40 >&2
-  echo "cache-bench.sh: the build failed" >&2
-  exit 1
-fi
-python=/usr/bin/python3
-[ -x "$python" ] || python=python3
+source tools/bench/prepare.sh cache-bench.sh "$@"
 exec "$python" tools/bench/cache_bench.py "$@"

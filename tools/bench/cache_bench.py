@@ -47,6 +47,9 @@ import urllib.error
 import urllib.request
 import zlib
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SELF = os.path.abspath(__file__)
 MiB = 1 << 20
@@ -315,33 +318,10 @@ class Bench:
             return json.loads(r.read() or b"{}")
 
     def start_emulator(self):
-        exe = os.path.join(self.build, "tools/emulator/oss-emulator")
-        out = os.path.join(self.work, "emulator.out")
-        err = open(os.path.join(self.work, "emulator.err"), "w")
-        with open(out, "w") as o:
-            self.emu = subprocess.Popen([exe, "--root", os.path.join(self.work, "root"), "--listen",
-                                         "127.0.0.1:0", "--anonymous", "--quiet"],
-                                        stdin=subprocess.DEVNULL, stdout=o, stderr=err, start_new_session=True)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with open(out) as f:
-                m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", f.read())
-            if m:
-                self.endpoint = m.group(1)
-                return
-            if self.emu.poll() is not None:
-                break
-            time.sleep(0.05)
-        with open(os.path.join(self.work, "emulator.err")) as f:
-            raise SystemExit(f"cache_bench.py: oss-emulator did not start: {f.read().strip()}")
+        self.emu, self.endpoint = benchlib.start_emulator(self.build, os.path.join(self.work, "root"), self.work, "cache_bench.py")
 
     def stop_emulator(self):
-        if self.emu and self.emu.poll() is None:
-            try:
-                os.killpg(self.emu.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.emu.wait()
+        benchlib.stop_emulator(self.emu)
 
     # -- cases ------------------------------------------------------------------------------
 

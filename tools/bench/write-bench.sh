@@ -8,20 +8,5 @@
 #   tools/bench/write-bench.sh --size 1g --part-size 16m --upload-concurrency 16
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-build=build
-args=("$@")
-for ((i = 0; i < ${#args[@]}; i++)); do
-  case ${args[i]} in
-    --build) build=${args[i + 1]:-build} ;;
-    --build=*) build=${args[i]#--build=} ;;
-  esac
-done
-[ -d "$build" ] || meson setup "$build" >/dev/null
-if ! out=$(ninja -C "$build" 2>&1); then
-  printf '%s\n' "$out" | tail -n 40 >&2
-  echo "write-bench.sh: the build failed" >&2
-  exit 1
-fi
-python=/usr/bin/python3
-[ -x "$python" ] || python=python3
+source tools/bench/prepare.sh write-bench.sh "$@"
 WRITE_BENCH_ARGV0=tools/bench/write-bench.sh exec "$python" tools/bench/write_bench.py "$@"

@@ -51,6 +51,9 @@ import time
 import urllib.error
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
 MiB = 1 << 20
@@ -225,32 +228,10 @@ class Bench:
             return json.loads(r.read() or b"{}")
 
     def start_emulator(self):
-        exe = os.path.join(self.build, "tools/emulator/oss-emulator")
-        out = os.path.join(self.work, "emulator.out")
-        with open(out, "w") as o, open(os.path.join(self.work, "emulator.err"), "w") as e:
-            self.emu = subprocess.Popen([exe, "--root", self.root, "--listen", "127.0.0.1:0", "--quiet",
-                                         "--anonymous"],
-                                        stdin=subprocess.DEVNULL, stdout=o, stderr=e, start_new_session=True)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with open(out) as f:
-                m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", f.read())
-            if m:
-                self.endpoint = m.group(1)
-                return
-            if self.emu.poll() is not None:
-                break
-            time.sleep(0.05)
-        with open(os.path.join(self.work, "emulator.err")) as f:
-            raise SystemExit(f"write_bench.py: oss-emulator did not start: {f.read().strip()}")
+        self.emu, self.endpoint = benchlib.start_emulator(self.build, self.root, self.work, "write_bench.py")
 
     def stop_emulator(self):
-        if self.emu and self.emu.poll() is None:
-            try:
-                os.killpg(self.emu.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.emu.wait()
+        benchlib.stop_emulator(self.emu)
 
     def put_seconds(self, data, key):
         """One unsigned PutObject of data (the emulator runs with --anonymous); seconds."""
