@@ -376,18 +376,25 @@ void Writer::abort_upload_locked() {
   parts_.reset();
 }
 
+// A file that fits one part: one PutObject (the server checks its Content-MD5), CRC64 compared.
+Result<Committed> Writer::put_whole_locked(std::string_view body) {
+  oss::WriteOptions wo;
+  wo.forbid_overwrite = opt_.exclusive;
+  auto r = up_.client().put_object(opt_.bucket, opt_.key, body, wo);
+  if (!r) return r.error();
+  if (r->crc64 && *r->crc64 != util::crc64_update(0, body.data(), body.size())) {
+    // Stored but not what was written: remove it rather than leave it wrong.
+    (void)up_.client().delete_object(opt_.bucket, opt_.key);
+    return error(EIO, "upload integrity: the server's CRC64 differs from the bytes written; deleted");
+  }
+  return Committed{body.size(), r->etag, std::time(nullptr)};
+}
+
 Result<Committed> Writer::commit_stream_locked() {
   if (upload_id_.empty()) {
-    oss::WriteOptions wo;
-    wo.forbid_overwrite = opt_.exclusive;
-    auto r = up_.client().put_object(opt_.bucket, opt_.key, buf_, wo);
-    if (!r) return r.error();
-    if (r->crc64 && *r->crc64 != util::crc64_update(0, buf_.data(), buf_.size())) {
-      (void)up_.client().delete_object(opt_.bucket, opt_.key);
-      return error(EIO, "upload integrity: the server's CRC64 differs from the bytes written; deleted");
-    }
-    std::string().swap(buf_);
-    return Committed{size_, r->etag, std::time(nullptr)};
+    auto r = put_whole_locked(buf_);
+    if (r) std::string().swap(buf_);
+    return r;
   }
   if (!buf_.empty() || next_part_ == 1) {
     if (auto st = ship_part_locked(std::move(buf_)); !st) {
@@ -405,15 +412,7 @@ Result<Committed> Writer::commit_staged_locked() {
     std::string body(static_cast<std::size_t>(size_), '\0');
     if (size_ && ::pread(fd_, body.data(), body.size(), 0) != static_cast<ssize_t>(body.size()))
       return error(errno ? errno : EIO, "staging file: " + errno_text(errno));
-    oss::WriteOptions wo;
-    wo.forbid_overwrite = opt_.exclusive;
-    auto r = up_.client().put_object(opt_.bucket, opt_.key, body, wo);
-    if (!r) return r.error();
-    if (r->crc64 && *r->crc64 != util::crc64_update(0, body.data(), body.size())) {
-      (void)up_.client().delete_object(opt_.bucket, opt_.key);
-      return error(EIO, "upload integrity: the server's CRC64 differs from the bytes written; deleted");
-    }
-    return Committed{size_, r->etag, std::time(nullptr)};
+    return put_whole_locked(body);
   }
   if (auto st = start_upload_locked(); !st) return st.error();
   for (std::uint64_t off = 0; off < size_;) {

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/config.hpp"
@@ -103,6 +104,7 @@ class Writer {
   Status ship_part_locked(std::string body);
   Status start_upload_locked();
   Result<Committed> finish_upload_locked();
+  Result<Committed> put_whole_locked(std::string_view body);
   Result<Committed> commit_stream_locked();
   Result<Committed> commit_staged_locked();
   void abort_upload_locked();

@@ -1,4 +1,5 @@
-"""Pieces the benchmark programs share: the local emulator, started and stopped."""
+"""Pieces the benchmark programs share: the local emulator, started and stopped; running a
+benchmark with signals turned into a clean stop."""
 import os
 import re
 import signal
@@ -34,3 +35,27 @@ def stop_emulator(proc):
         except ProcessLookupError:
             pass
         proc.wait()
+
+
+def run(bench, who, interrupted):
+    """Runs bench.run() and always bench.cleanup(); returns the exit status (130 when interrupted,
+    1 on an error or when bench.errors is set)."""
+    import sys
+    import urllib.error
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    try:
+        bench.run()
+    except KeyboardInterrupt:
+        print(f"\n{who}: interrupted; {interrupted}", file=sys.stderr)
+        return 130
+    except (subprocess.SubprocessError, OSError, urllib.error.URLError) as e:
+        print(f"{who}: {e}", file=sys.stderr)
+        return 1
+    finally:
+        bench.cleanup()
+    return 1 if bench.errors else 0

@@ -646,22 +646,7 @@ def main():
 
     bench = Bench(args)
 
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-    try:
-        bench.run()
-    except KeyboardInterrupt:
-        print("\ncache_bench.py: interrupted; children killed, temp dirs removed", file=sys.stderr)
-        return 130
-    except (subprocess.SubprocessError, OSError, urllib.error.URLError) as e:
-        print(f"cache_bench.py: {e}", file=sys.stderr)
-        return 1
-    finally:
-        bench.cleanup()
-    return 1 if bench.errors else 0
+    return benchlib.run(bench, "cache_bench.py", "children killed, temp dirs removed")
 
 
 if __name__ == "__main__":

@@ -650,22 +650,7 @@ def main():
     argv0 = os.environ.get("WRITE_BENCH_ARGV0") or os.path.relpath(os.path.abspath(sys.argv[0]), REPO)
     bench.cmdline = shlex.join([argv0] + sys.argv[1:])
 
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-    try:
-        bench.run()
-    except KeyboardInterrupt:
-        print("\nwrite_bench.py: interrupted; client killed, temp dirs removed", file=sys.stderr)
-        return 130
-    except (subprocess.SubprocessError, OSError, urllib.error.URLError) as e:
-        print(f"write_bench.py: {e}", file=sys.stderr)
-        return 1
-    finally:
-        bench.cleanup()
-    return 1 if bench.errors else 0
+    return benchlib.run(bench, "write_bench.py", "client killed, temp dirs removed")
 
 
 if __name__ == "__main__":
