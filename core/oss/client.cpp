@@ -375,7 +375,7 @@ class OssClient final : public Client {
     Error e =
         protocol_error(x, "upload integrity: CRC64 mismatch: the server reports " + std::to_string(*server) +
                               " for what it stored, the data sent has " + std::to_string(ours));
-    e.code.clear();  // the message says it all: "PutObject oss://b/k: upload integrity: ... [EIO]"
+    e.code = kCrcMismatch;  // the object may be stored: callers remove it
     return e;
   }
 

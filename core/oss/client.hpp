@@ -61,6 +61,10 @@ struct UploadedPart {
 };
 
 // Options of the calls that create an object.
+// Error::code of an upload whose stored CRC64 (x-oss-hash-crc64ecma) differs from the bytes
+// sent (PutObject, UploadPart, CompleteMultipartUpload): the object may be stored, wrong.
+inline constexpr char kCrcMismatch[] = "CRC64Mismatch";
+
 struct WriteOptions {
   // Fail with EEXIST instead of replacing an existing object: x-oss-forbid-overwrite: true (OSS,
   // 409 FileAlreadyExists), or If-None-Match: * with signature s3v4 (412 PreconditionFailed).

@@ -347,18 +347,19 @@ Result<Committed> Writer::finish_upload_locked() {
   auto r = up_.client().complete_multipart(opt_.bucket, opt_.key, upload_id_, parts, wo);
   if (!r) {
     Error e = r.error();
+    if (e.code == oss::kCrcMismatch) {
+      upload_id_.clear();  // completed, wrongly: nothing to abort, the object goes
+      parts_.reset();
+      return remove_if_wrong(e);
+    }
     abort_upload_locked();
     return e;
   }
   upload_id_.clear();
   parts_.reset();
-  if (r->crc64 && *r->crc64 != crc) {
-    // The object is complete but not what was written: remove it rather than leave it wrong.
-    (void)up_.client().delete_object(opt_.bucket, opt_.key);
-    return error(EIO,
-                 "upload integrity: the server's CRC64 of the completed object differs from the "
-                 "CRC64 of the bytes written; the object was deleted");
-  }
+  if (r->crc64 && *r->crc64 != crc)
+    return remove_if_wrong(
+        error(EIO, "upload integrity: the completed object's CRC64 differs from the bytes written"));
   return Committed{total, r->etag, std::time(nullptr)};
 }
 
@@ -376,17 +377,21 @@ void Writer::abort_upload_locked() {
   parts_.reset();
 }
 
+// An upload the server stored with a CRC64 other than the written bytes' is removed rather than
+// left wrong; `e` is returned either way.
+Error Writer::remove_if_wrong(Error e) {
+  if (e.code != oss::kCrcMismatch && e.message.rfind("upload integrity", 0) != 0) return e;
+  auto st = up_.client().delete_object(opt_.bucket, opt_.key);
+  e.message += st ? "; the stored object was deleted" : "; deleting the stored object failed too";
+  return e;
+}
+
 // A file that fits one part: one PutObject (the server checks its Content-MD5), CRC64 compared.
 Result<Committed> Writer::put_whole_locked(std::string_view body) {
   oss::WriteOptions wo;
   wo.forbid_overwrite = opt_.exclusive;
   auto r = up_.client().put_object(opt_.bucket, opt_.key, body, wo);
-  if (!r) return r.error();
-  if (r->crc64 && *r->crc64 != util::crc64_update(0, body.data(), body.size())) {
-    // Stored but not what was written: remove it rather than leave it wrong.
-    (void)up_.client().delete_object(opt_.bucket, opt_.key);
-    return error(EIO, "upload integrity: the server's CRC64 differs from the bytes written; deleted");
-  }
+  if (!r) return remove_if_wrong(r.error());
   return Committed{body.size(), r->etag, std::time(nullptr)};
 }
 

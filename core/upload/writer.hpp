@@ -104,6 +104,7 @@ class Writer {
   Status ship_part_locked(std::string body);
   Status start_upload_locked();
   Result<Committed> finish_upload_locked();
+  Error remove_if_wrong(Error e);
   Result<Committed> put_whole_locked(std::string_view body);
   Result<Committed> commit_stream_locked();
   Result<Committed> commit_staged_locked();

@@ -179,7 +179,9 @@ unset OSSSHIM_ATTR_TTL OSSSHIM_NEGATIVE_TTL
 
 # ------------------------------------------------------------------ 4. injected upload failures
 
-mkdir -p "$root/bkt/fault"
+# A directory marker (as mkdir through the shim makes): the wrong-CRC cases store and then delete
+# an object, and an implied directory would vanish with its last object, as in OSS.
+vrun mkdir /oss/bkt/fault || bad "mkdir /oss/bkt/fault failed"
 head -c 1000 /dev/urandom > "$src/small.bin"
 # fault_case NAME SPEC PATTERN PYERRNO BIG: with the fault armed, dd, cp and Python each write
 # one file (BIG: 20 MiB, multipart; else 1000 bytes); each must fail with PATTERN (the local
@@ -228,6 +230,8 @@ fault_case put-500 'error_status=500&ops=PutObject' "$eio" 5 small
 fault_case reset 'reset_upload_after=300k&ops=UploadPart' "$eio" 5 big
 fault_case quota-multipart 'error_status=403&error_code=QuotaExceeded&ops=UploadPart' "$quota" '122|28' big
 fault_case quota-put 'error_status=403&error_code=QuotaExceeded&ops=PutObject' "$quota" '122|28' small
+fault_case wrong-crc-put 'wrong_crc=1&ops=PutObject' "$eio" 5 small
+fault_case wrong-crc-complete 'wrong_crc=1&ops=CompleteMultipartUpload' "$eio" 5 big
 # A burst of 503s shorter than the retries is absorbed: the upload succeeds.
 arm 'error_status=503&error_count=2&ops=UploadPart,PutObject' &&
 vrun cp "$src/a/b/c/odd.bin" /oss/bkt/fault/burst 2> "$work/err" && cmp -s "$src/a/b/c/odd.bin" "$root/bkt/fault/burst" && ok ||
