@@ -51,9 +51,9 @@ struct Config {
   std::uint32_t negative_ttl_ms = 5000;
 
   // Writes
-  std::uint64_t part_size = 8ull << 20;  // multipart part size (grows for very large files)
-  std::uint32_t upload_concurrency = 8;  // parallel part uploads per process
-  std::string staging_dir;               // empty: $TMPDIR or /tmp, then ossshim-staging-<uid>
+  std::uint64_t part_size = 8ull << 20;        // multipart part size (grows for very large files)
+  std::uint32_t upload_concurrency = 8;        // parallel part uploads per process
+  std::string staging_dir;                     // empty: $TMPDIR or /tmp, then ossshim-staging-<uid>
   std::uint64_t staging_reserve = 1ull << 30;  // free space a staged file must leave
   bool stage_writes = false;                   // true: stage every written file (any pattern)
 
