@@ -75,18 +75,23 @@ constexpr char kPlaceholderMagic[] = "ossshim-fd 2";
 // which object it stands for. O_PATH means read, write, mmap ... on it fail with EBADF, so a call
 // that escapes the shim (raw syscall, io_uring, static binary) fails loudly; the record lets a
 // program exec'd with the fd (tar | gzip, a shell redirect) take it over (adopt_inherited_fds).
-int make_placeholder(const vfs::OpenFile& f, bool cloexec) {
+int make_placeholder(vfs::OpenFile& f, bool cloexec) {
   int flags = O_PATH | (cloexec ? O_CLOEXEC : 0);
   int m = memfd_create(kPlaceholderName, MFD_CLOEXEC);
   if (m >= 0) {
-    std::string record = std::string(kPlaceholderMagic) + "\n" + f.display + "\n" + f.attr.etag + "\n" +
-                         std::to_string(f.attr.size) + "\n" + std::to_string(f.attr.mtime) + "\n" +
-                         (f.attr.dir ? "d" : "f") + "\n" +
-                         (f.writer ? "w " + std::to_string(f.status_flags.load()) : std::string("r")) + "\n";
+    std::string record =
+        std::string(kPlaceholderMagic) + "\n" + f.display + "\n" + f.attr.etag + "\n" +
+        std::to_string(f.attr.size) + "\n" + std::to_string(f.attr.mtime) + "\n" + (f.attr.dir ? "d" : "f") +
+        "\n" +
+        (f.writer ? "w " + std::to_string(f.status_flags.load()) + " " + std::to_string(f.writer_pid)
+                  : std::string("r")) +
+        "\n";
     bool written = ::write(m, record.data(), record.size()) == static_cast<ssize_t>(record.size());
     char self[64];
     std::snprintf(self, sizeof self, "/proc/self/fd/%d", m);
     int fd = written ? REAL(open)(self, flags) : -1;
+    // A writer keeps its record readable: a process that takes the file over marks it there.
+    if (fd >= 0 && f.writer && f.record_fd < 0) f.record_fd = REAL(fcntl)(m, F_DUPFD_CLOEXEC, 0);
     REAL(close)(m);
     if (fd >= 0) return fd;
   }
@@ -115,11 +120,23 @@ bool adopt_fd(int fd) {
   for (std::size_t at = 0, nl; (nl = text.find('\n', at)) != std::string::npos; at = nl + 1)
     lines.push_back(text.substr(at, nl - at));
   vfs::VPath path;
-  if (lines.size() != 7 || lines[0] != kPlaceholderMagic ||
+  if (lines.size() < 7 || lines[0] != kPlaceholderMagic ||
       !vfs::parse(std::string_view(globals().prefix, globals().prefix_len), lines[1], path))
     return false;  // another prefix, or a record from another version: leave it alone
   if (lines[6].rfind("w ", 0) == 0) {
-    int was = std::atoi(lines[6].c_str() + 2);
+    int was = 0;
+    long opener = 0;
+    std::sscanf(lines[6].c_str() + 2, "%d %ld", &was, &opener);
+    if (opener != ::getpid()) {
+      // Another process opened it (subprocess with stdout=f): this one writes the file now, and
+      // the record tells the opener not to commit its own (empty) version over ours.
+      int wfd = REAL(open)(link, O_WRONLY | O_APPEND | O_CLOEXEC);
+      std::string mark = "taken " + std::to_string(::getpid()) + "\n";
+      if (wfd >= 0) {
+        (void)!REAL(write)(wfd, mark.data(), mark.size());
+        REAL(close)(wfd);
+      }
+    }
     int flags = O_WRONLY | ((was & O_APPEND) ? O_APPEND : O_CREAT | O_TRUNC);
     vfs::Vfs* fs = filesystem();
     auto f = fs ? fs->open_write(path, flags) : Result<std::shared_ptr<vfs::OpenFile>>(Error{});

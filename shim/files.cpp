@@ -549,7 +549,9 @@ int dup_onto(int oldfd, int newfd, int r) {
     sink_copied(oldfd, newfd);
   } else if (f) {
     r = adopt_dup(r, f);
-    if (r >= 0 && (r == 1 || r == 2) && f->writer) make_sink(r, f);
+    // Only the writer's own process drains it; a forked child about to exec (subprocess with
+    // stdout=f) passes the placeholder on, and the new program adopts the file.
+    if (r >= 0 && (r == 1 || r == 2) && f->writer && f->writer_pid == ::getpid()) make_sink(r, f);
   }
   finish_close(replaced, 0);
   finish_sink(end, 0);

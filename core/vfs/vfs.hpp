@@ -69,6 +69,9 @@ struct OpenFile {
   std::unique_ptr<upload::Writer> writer;
   pid_t writer_pid = 0;
   std::string create_claim;  // the node-wide O_EXCL claim, removed when the file is closed
+  // The shim's record of this file (a memfd shared with processes that inherit it): a process
+  // that took the file over (exec'd with it) appends "taken PID"; then this one does not commit.
+  int record_fd = -1;
   // The shim's descriptors for this open file; the last one's close commits a writer.
   std::atomic<int> descriptors{0};
   // A real file standing for this path, for flock/fcntl locks between processes of the node.

@@ -26,7 +26,22 @@ VPath parent_of(const VPath& p) {
 
 OpenFile::~OpenFile() {
   if (lock_fd >= 0) ::close(lock_fd);
+  if (record_fd >= 0) ::close(record_fd);
 }
+
+namespace {
+// Whether another process took the file over (see OpenFile::record_fd).
+bool taken_over(const OpenFile& f) {
+  if (f.record_fd < 0) return false;
+  char buf[8192];
+  ssize_t n = ::pread(f.record_fd, buf, sizeof buf - 1, 0);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  for (const char* p = std::strstr(buf, "\ntaken "); p; p = std::strstr(p + 1, "\ntaken "))
+    if (std::atol(p + 7) != ::getpid()) return true;
+  return false;
+}
+}  // namespace
 
 void Vfs::drop_stale_attrs() {
   if (!node_) return;
@@ -202,7 +217,15 @@ Status Vfs::sync(OpenFile& f) {
 
 Status Vfs::close_file(OpenFile& f) {
   if (!f.writer || f.writer_pid != ::getpid()) return ok_status();
-  Status st = sync(f);
+  bool handed = taken_over(f);
+  if (handed) {
+    // The process that took it over writes and commits it; what this one holds is not the file.
+    log::info(f.display + ": written by the process that inherited it; not committed here");
+    (void)f.writer->truncate(0);  // drops anything this process streamed (aborts its upload)
+    f.writer->abandon();
+    f.writer_pid = 0;
+  }
+  Status st = handed ? ok_status() : sync(f);
   if (!f.create_claim.empty()) ::unlink(f.create_claim.c_str());
   {
     std::lock_guard lock(writing_mu_);

@@ -306,6 +306,19 @@ for kind in flock lockf; do
   [ "$out" == $'busy True\ngot it after release' ] && ok || bad "$kind between processes: $out / $(cat "$work/lock.hold")"
 done
 
+# ------------------------------------------------------------------ a file handed to a child
+# subprocess(stdout=f): the exec'd child writes the parent's file; the parent's close afterwards
+# must not commit its own empty version over the child's output.
+vrun mkdir /oss/bkt/sub || bad "mkdir /oss/bkt/sub failed"
+out=$(vrun "$py" -c '
+import subprocess
+with open("/oss/bkt/sub/out.txt", "w") as f:
+    subprocess.run(["seq", "5"], stdout=f, check=True)
+print(" ".join(open("/oss/bkt/sub/out.txt").read().split()))
+' 2>&1) || true
+[ "$out" == "1 2 3 4 5" ] && [ "$(cat "$root/bkt/sub/out.txt" 2>&1)" == "$(seq 5)" ] && ok ||
+  bad "subprocess stdout=f: read back [$out], stored [$(cat "$root/bkt/sub/out.txt" 2>&1)]"
+
 # ------------------------------------------------------------------ 6. descriptor errors
 
 mkdir -p "$root/bkt/bad" "$lb/bad"
