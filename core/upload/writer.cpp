@@ -204,6 +204,17 @@ Result<std::size_t> Writer::write(const char* data, std::size_t len, std::uint64
   if (failed_) return *failed_;
   if (len == 0) return std::size_t{0};
   bool streaming = fd_ < 0;
+  std::uint64_t unshipped = size_ - buf_.size();  // where the bytes still in memory start
+  // A rewrite of bytes not yet handed to an upload (zipfile fixing a member's header) is patched
+  // in memory; anything further back needs staging.
+  bool in_memory = off >= unshipped && off <= size_;
+  if (streaming && !opt_.base_size && in_memory && off < size_) {
+    std::size_t over = static_cast<std::size_t>(std::min<std::uint64_t>(len, size_ - off));
+    buf_.replace(static_cast<std::size_t>(off - unshipped), over, data, over);
+    dirty_ = true;
+    if (over == len) return len;
+    data += over, len -= over, off += over;  // the rest extends the file
+  }
   if (streaming && (off != size_ || opt_.base_size)) {
     if (auto st = to_stage_locked(); !st) return st.error();
     streaming = false;
@@ -212,8 +223,10 @@ Result<std::size_t> Writer::write(const char* data, std::size_t len, std::uint64
   if (streaming) {
     buf_.append(data, len);
     size_ += len;
+    // A part leaves memory only once another part's worth follows it: a rewrite up to a part
+    // size back (a header fixed after its member is written) is then still patched in memory.
     std::uint64_t want = part_bytes(up_.config().part_size, next_part_);
-    while (buf_.size() >= want) {
+    while (buf_.size() >= 2 * want) {
       std::string body = buf_.substr(0, static_cast<std::size_t>(want));
       buf_.erase(0, static_cast<std::size_t>(want));
       if (auto st = ship_part_locked(std::move(body)); !st) {
@@ -400,6 +413,15 @@ Result<Committed> Writer::commit_stream_locked() {
     auto r = put_whole_locked(buf_);
     if (r) std::string().swap(buf_);
     return r;
+  }
+  std::uint64_t want = part_bytes(up_.config().part_size, next_part_);
+  if (buf_.size() > want) {  // the part held back, then the tail
+    std::string body = buf_.substr(0, static_cast<std::size_t>(want));
+    buf_.erase(0, static_cast<std::size_t>(want));
+    if (auto st = ship_part_locked(std::move(body)); !st) {
+      abort_upload_locked();
+      return st.error();
+    }
   }
   if (!buf_.empty() || next_part_ == 1) {
     if (auto st = ship_part_locked(std::move(buf_)); !st) {

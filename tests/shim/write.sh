@@ -306,6 +306,21 @@ for kind in flock lockf; do
   [ "$out" == $'busy True\ngot it after release' ] && ok || bad "$kind between processes: $out / $(cat "$work/lock.hold")"
 done
 
+# ------------------------------------------------------------------ rewrites while streaming
+# Python zipfile on a write-only file object seeks back to fix each member's header: bytes not yet
+# handed to an upload are patched in memory, so a streamed file takes it (members < part size).
+zip_probe='
+import sys, zipfile
+with open(sys.argv[1], "wb") as f, zipfile.ZipFile(f, "w") as z:
+    for i in range(6):
+        z.writestr(zipfile.ZipInfo(f"m{i}", date_time=(2020, 1, 1, 0, 0, 0)), bytes([i]) * 300000)
+'
+mkdir -p "$lb/zip"
+"$py" -c "$zip_probe" "$lb/zip/z.zip"
+vrun mkdir /oss/bkt/zip || bad "mkdir /oss/bkt/zip failed"
+vrun "$py" -c "$zip_probe" /oss/bkt/zip/z.zip 2> "$work/zip.err" || bad "zipfile on a streamed file: $(strip_log "$work/zip.err")"
+cmp -s "$lb/zip/z.zip" "$root/bkt/zip/z.zip" && ok || bad "zipfile on a streamed file: the stored zip differs from the local one"
+
 # ------------------------------------------------------------------ a file handed to a child
 # subprocess(stdout=f): the exec'd child writes the parent's file; the parent's close afterwards
 # must not commit its own empty version over the child's output.
