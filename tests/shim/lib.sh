@@ -3,10 +3,11 @@
 : "${OSSSHIM_EMULATOR:?run through meson test}" "${OSSSHIM_BUILD_ROOT:?}" "${OSSSHIM_SOURCE_ROOT:?}"
 work=$(mktemp -d /tmp/ossshim-shimtest-XXXXXX)
 # A private shared cache per test run (mode 0700 from mktemp), on tmpfs like the default.
-export OSSSHIM_CACHE_DIR=$(mktemp -d /dev/shm/ossshim-test-XXXXXX)
+shm_cache=$(mktemp -d /dev/shm/ossshim-test-XXXXXX)
+export OSSSHIM_CACHE_DIR=$shm_cache
 emu_pid=
 cleanup() {
-  rm -rf "$OSSSHIM_CACHE_DIR"
+  rm -rf "$shm_cache"  # (tests may point OSSSHIM_CACHE_DIR elsewhere meanwhile)
   [ -n "$emu_pid" ] && kill "$emu_pid" 2>/dev/null
   wait 2>/dev/null || true
   chmod -R u+w "$work" 2>/dev/null
