@@ -21,6 +21,7 @@ std::unique_ptr<vfs::Vfs> make_vfs(const EmulatorProcess& emu, std::uint64_t chu
   c.cache_size = cache;
   c.concurrency = 4;
   c.shared_cache = false;  // these cases exercise the private cache; test_cache covers the shared one
+  c.cache_dir = emu.root() + "/.node-state";  // node state (epoch, locks) removed with the root
   auto r = vfs::Vfs::create(c, {emu.access_key_id(), emu.access_key_secret(), ""});
   REQUIRE(r.ok());
   return std::move(r.value());
