@@ -207,8 +207,7 @@ Result<std::size_t> Writer::write(const char* data, std::size_t len, std::uint64
   std::uint64_t unshipped = size_ - buf_.size();  // where the bytes still in memory start
   // A rewrite of bytes not yet handed to an upload (zipfile fixing a member's header) is patched
   // in memory; anything further back needs staging.
-  bool in_memory = off >= unshipped && off <= size_;
-  if (streaming && !opt_.base_size && in_memory && off < size_) {
+  if (streaming && !opt_.base_size && off >= unshipped && off < size_) {
     std::size_t over = static_cast<std::size_t>(std::min<std::uint64_t>(len, size_ - off));
     buf_.replace(static_cast<std::size_t>(off - unshipped), over, data, over);
     dirty_ = true;
@@ -227,9 +226,7 @@ Result<std::size_t> Writer::write(const char* data, std::size_t len, std::uint64
     // size back (a header fixed after its member is written) is then still patched in memory.
     std::uint64_t want = part_bytes(up_.config().part_size, next_part_);
     while (buf_.size() >= 2 * want) {
-      std::string body = buf_.substr(0, static_cast<std::size_t>(want));
-      buf_.erase(0, static_cast<std::size_t>(want));
-      if (auto st = ship_part_locked(std::move(body)); !st) {
+      if (auto st = ship_front_locked(want); !st) {
         failed_ = st.error();
         abort_upload_locked();
         return st.error();
@@ -300,6 +297,13 @@ Status Writer::start_upload_locked() {
   next_part_ = 1;
   parts_ = std::make_shared<Parts>();
   return ok_status();
+}
+
+// Hands the first `n` buffered bytes to an upload worker as the next part.
+Status Writer::ship_front_locked(std::uint64_t n) {
+  std::string body = buf_.substr(0, static_cast<std::size_t>(n));
+  buf_.erase(0, static_cast<std::size_t>(n));
+  return ship_part_locked(std::move(body));
 }
 
 Status Writer::ship_part_locked(std::string body) {
@@ -414,21 +418,13 @@ Result<Committed> Writer::commit_stream_locked() {
     if (r) std::string().swap(buf_);
     return r;
   }
+  // The part held back, then the tail (an upload exists, so at least one part went before).
   std::uint64_t want = part_bytes(up_.config().part_size, next_part_);
-  if (buf_.size() > want) {  // the part held back, then the tail
-    std::string body = buf_.substr(0, static_cast<std::size_t>(want));
-    buf_.erase(0, static_cast<std::size_t>(want));
-    if (auto st = ship_part_locked(std::move(body)); !st) {
-      abort_upload_locked();
-      return st.error();
-    }
-  }
-  if (!buf_.empty() || next_part_ == 1) {
-    if (auto st = ship_part_locked(std::move(buf_)); !st) {
-      abort_upload_locked();
-      return st.error();
-    }
-    buf_.clear();
+  Status st = buf_.size() > want ? ship_front_locked(want) : ok_status();
+  if (st && !buf_.empty()) st = ship_front_locked(buf_.size());
+  if (!st) {
+    abort_upload_locked();
+    return st.error();
   }
   return finish_upload_locked();
 }

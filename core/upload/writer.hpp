@@ -101,6 +101,7 @@ class Writer {
   Status to_stage_locked();
   Status open_staging_locked();
   Status reserve_locked(std::uint64_t new_size);
+  Status ship_front_locked(std::uint64_t n);
   Status ship_part_locked(std::string body);
   Status start_upload_locked();
   Result<Committed> finish_upload_locked();

@@ -46,4 +46,11 @@ std::string to_string(std::string_view prefix, const VPath& p) {
   return s;
 }
 
+VPath parent_of(const VPath& p) {
+  VPath up = p;
+  auto slash = up.key.rfind('/');
+  up.key = slash == std::string::npos ? "" : up.key.substr(0, slash);
+  return up;
+}
+
 }  // namespace ossshim::vfs

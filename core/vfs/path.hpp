@@ -19,6 +19,9 @@ std::string normalize(std::string_view absolute);
 // True when `absolute` (normalised or not) lies under `prefix`; fills `out`.
 bool parse(std::string_view prefix, std::string_view absolute, VPath& out);
 
+// The directory holding `p` (a bucket's top-level key: the bucket root).
+VPath parent_of(const VPath& p);
+
 // The path a VPath came from, e.g. "/oss/bucket/a/b".
 std::string to_string(std::string_view prefix, const VPath& p);
 

@@ -95,10 +95,7 @@ Result<Attr> Vfs::stat(const VPath& p) {
   auto r = stat_uncached(p);
   if (!r && r.error().err == ENOENT && !p.key.empty()) {
     // As on a local file system, a path through a file is "not a directory".
-    VPath parent = p;
-    auto slash = parent.key.rfind('/');
-    parent.key = slash == std::string::npos ? "" : parent.key.substr(0, slash);
-    auto up = stat(parent);
+    auto up = stat(parent_of(p));
     if (up && !up->dir) r = error_for("stat", p, ENOTDIR, "a parent is a file, not a directory");
   }
   CachedAttr entry;

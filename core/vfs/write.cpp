@@ -15,13 +15,6 @@ namespace ossshim::vfs {
 
 namespace {
 constexpr std::uint64_t kCopyLimit = 1ull << 30;  // CopyObject's limit; larger sources copy in parts
-
-VPath parent_of(const VPath& p) {
-  VPath up = p;
-  auto slash = up.key.rfind('/');
-  up.key = slash == std::string::npos ? "" : up.key.substr(0, slash);
-  return up;
-}
 }  // namespace
 
 OpenFile::~OpenFile() {
@@ -236,10 +229,7 @@ Status Vfs::close_file(OpenFile& f) {
         break;
       }
   }
-  if (!st) {
-    log::error(st.error().to_string() + " -- nothing was stored; the program sees the error on close");
-    return st;
-  }
+  if (!st) log::error(st.error().to_string() + " -- nothing was stored; the program sees the error on close");
   return st;
 }
 
@@ -369,7 +359,6 @@ Status Vfs::rename(const VPath& from, const VPath& to) {
     }
     for (const auto& o : page->objects) {
       VPath a{from.bucket, o.key}, b{to.bucket, to.key + "/" + o.key.substr(req.prefix.size())};
-      if (o.key == req.prefix) b.key = to.key + "/";
       Status st = copy_object(a, b, o.size);
       if (st) st = client_->delete_object(a.bucket, a.key);
       if (!st) {
