@@ -78,6 +78,8 @@ const std::vector<Key>& keys() {
       {"staging_reserve", "OSSSHIM_STAGING_RESERVE", Kind::size, 0, 0, nullptr, &Config::staging_reserve},
       {"stage_writes", "OSSSHIM_STAGE_WRITES", Kind::boolean, 0, 0, nullptr, nullptr, nullptr,
        &Config::stage_writes},
+      {"spool_writes", "OSSSHIM_SPOOL_WRITES", Kind::boolean, 0, 0, nullptr, nullptr, nullptr,
+       &Config::spool_writes},
       {"log", "OSSSHIM_LOG", Kind::log_level},
       {"log_file", "OSSSHIM_LOG_FILE", Kind::string, 0, 0, &Config::log_file},
   };

@@ -56,6 +56,7 @@ struct Config {
   std::string staging_dir;                     // empty: $TMPDIR or /tmp, then ossshim-staging-<uid>
   std::uint64_t staging_reserve = 1ull << 30;  // free space a staged file must leave
   bool stage_writes = false;                   // true: stage every written file (any pattern)
+  bool spool_writes = true;  // keep a local copy of streamed parts, so a later rewrite behind them works
 
   // Logging
   log::Level log_level = log::Level::warn;

@@ -1,14 +1,17 @@
 #include "upload/writer.hpp"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 #include "log/log.hpp"
 #include "util/crc64.hpp"
@@ -23,6 +26,16 @@ constexpr std::uint64_t kReserveStep = 64ull << 20;  // free space is re-checked
 
 std::string errno_text(int err) {
   return std::strerror(err);
+}
+
+bool write_all(int fd, const char* data, std::size_t len, std::uint64_t off) {
+  while (len > 0) {
+    ssize_t n = ::pwrite(fd, data, len, static_cast<off_t>(off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data += n, len -= static_cast<std::size_t>(n), off += static_cast<std::uint64_t>(n);
+  }
+  return true;
 }
 }  // namespace
 
@@ -72,6 +85,23 @@ struct Writer::Parts {
   int pending = 0;
   std::vector<oss::UploadedPart> done;  // any order; sorted at completion
   std::optional<Error> failure;         // the first failure
+  // The spool: every part's bytes at their offsets, written by its job before the upload, so the
+  // file can still switch to staging. Dropped (and spool_lost says why) when it cannot be kept.
+  std::mutex spool_mu;
+  int spool_fd = -1;
+  std::string spool_lost;
+
+  ~Parts() {
+    if (spool_fd >= 0) ::close(spool_fd);
+  }
+  void drop_spool_locked(const std::string& display, std::string why) {
+    if (spool_fd < 0) return;
+    ::close(spool_fd);
+    spool_fd = -1;
+    log::info(display + ": no local copy of its uploaded parts from here on (" + why +
+              "); a later write behind them will fail");
+    spool_lost = std::move(why);
+  }
 };
 
 Writer::Writer(Uploader& uploader, Options options)
@@ -125,8 +155,8 @@ bool Writer::staged() {
   return fd_ >= 0;
 }
 
-// Where every non-streaming pattern goes: an unlinked file in the staging directory.
-Status Writer::open_staging_locked() {
+// An unlinked file in the staging directory: where every non-streaming pattern goes, and the spool.
+Result<int> Writer::make_staging_file() {
   if (::mkdir(staging_dir_.c_str(), 0700) != 0 && errno != EEXIST) {
     // A configured directory's parent may be missing: create it too (once).
     auto slash = staging_dir_.rfind('/');
@@ -137,23 +167,23 @@ Status Writer::open_staging_locked() {
                               " (set OSSSHIM_STAGING_DIR)");
   }
   std::string name = staging_dir_ + "/write-XXXXXX";
-  fd_ = ::mkostemp(name.data(), O_CLOEXEC);
-  if (fd_ < 0)
+  int fd = ::mkostemp(name.data(), O_CLOEXEC);
+  if (fd < 0)
     return error(errno, "cannot create a staging file in " + staging_dir_ + ": " + errno_text(errno) +
                             " (set OSSSHIM_STAGING_DIR)");
   ::unlink(name.c_str());  // nothing else needs its name; it vanishes with the descriptor
-  checked_until_ = 0;
-  return ok_status();
+  return fd;
 }
 
-// Keeps `staging_reserve` bytes free on the staging file system (checked every 64 MiB).
-Status Writer::reserve_locked(std::uint64_t new_size) {
-  if (new_size <= checked_until_) return ok_status();
+// Keeps `staging_reserve` bytes free on the file system of `fd`, a staging file growing to
+// `new_size` (checked every 64 MiB of growth).
+Status Writer::reserve(int fd, std::uint64_t new_size, std::uint64_t& checked_until) {
+  if (new_size <= checked_until) return ok_status();
   struct statvfs vs;
-  if (::fstatvfs(fd_, &vs) != 0) return ok_status();  // no answer: let the write itself fail
+  if (::fstatvfs(fd, &vs) != 0) return ok_status();  // no answer: let the write itself fail
   std::uint64_t avail = static_cast<std::uint64_t>(vs.f_bavail) * vs.f_frsize;
   struct stat st;
-  std::uint64_t have = ::fstat(fd_, &st) == 0 ? static_cast<std::uint64_t>(st.st_blocks) * 512 : 0;
+  std::uint64_t have = ::fstat(fd, &st) == 0 ? static_cast<std::uint64_t>(st.st_blocks) * 512 : 0;
   std::uint64_t need = new_size > have ? new_size - have : 0;
   std::uint64_t reserve = up_.config().staging_reserve;
   if (avail < need + reserve)
@@ -161,23 +191,55 @@ Status Writer::reserve_locked(std::uint64_t new_size) {
                              ", which has " + util::format_size(avail) + " free and must keep " +
                              util::format_size(reserve) +
                              " (OSSSHIM_STAGING_RESERVE); point OSSSHIM_STAGING_DIR at a larger disk");
-  checked_until_ = new_size + kReserveStep;
+  checked_until = new_size + kReserveStep;
+  return ok_status();
+}
+
+// A streamed file whose program turns back (a write behind the uploaded parts, a read, a
+// truncation): the spool already holds every uploaded byte, so it becomes the staging file and
+// the multipart upload is dropped; commit uploads the file again from staging.
+Status Writer::stage_from_spool_locked() {
+  {
+    std::unique_lock lock(parts_->mu);
+    parts_->cv.wait(lock, [&] { return parts_->pending == 0; });  // every spool write is done
+    if (parts_->failure) return *parts_->failure;
+  }
+  int spool;
+  std::string lost;
+  {
+    std::lock_guard lock(parts_->spool_mu);
+    spool = std::exchange(parts_->spool_fd, -1);
+    lost = parts_->spool_lost;
+  }
+  std::uint64_t uploaded = size_ - buf_.size();
+  if (spool < 0)
+    return error(EIO, "this file is being streamed to OSS and its first " + util::format_size(uploaded) +
+                          " are already uploaded with no local copy (" + lost +
+                          "); a write behind them, a read or a truncation needs staging from the start: "
+                          "set OSSSHIM_STAGE_WRITES=true for this program");
+  fd_ = spool;
+  checked_until_ = spool_checked_until_;
+  abort_upload_locked();
+  log::info(opt_.display + ": turned back after " + util::format_size(uploaded) +
+            " were uploaded; continuing from its local copy, the whole file is uploaded again at close");
   return ok_status();
 }
 
 Status Writer::to_stage_locked() {
   if (fd_ >= 0) return ok_status();
-  if (!upload_id_.empty())
-    return error(EIO, "this file is being streamed to OSS and its first " +
-                          util::format_size(size_ - buf_.size()) +
-                          " are already uploaded; a write behind them, a read or a truncation needs "
-                          "staging from the start: set OSSSHIM_STAGE_WRITES=true for this program");
-  if (auto st = open_staging_locked(); !st) return st;
   std::uint64_t start = size_ - buf_.size();
+  if (!upload_id_.empty()) {
+    if (auto st = stage_from_spool_locked(); !st) return st;
+  } else {
+    auto fd = make_staging_file();
+    if (!fd) return fd.error();
+    fd_ = fd.value();
+    checked_until_ = 0;
+  }
   if (opt_.base_size && *opt_.base_size) {
     // The existing content, fetched once through the reader (the shared cache's read path).
     std::uint64_t base = *opt_.base_size;
-    if (auto st = reserve_locked(base); !st) return st;
+    if (auto st = reserve(fd_, base, checked_until_); !st) return st;
     std::vector<char> block(static_cast<std::size_t>(std::min<std::uint64_t>(base, 8ull << 20)));
     for (std::uint64_t off = 0; off < base; off += block.size()) {
       std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(block.size(), base - off));
@@ -188,7 +250,7 @@ Status Writer::to_stage_locked() {
   }
   opt_.base_size.reset();
   if (!buf_.empty()) {
-    if (auto st = reserve_locked(size_); !st) return st;
+    if (auto st = reserve(fd_, size_, checked_until_); !st) return st;
     if (::pwrite(fd_, buf_.data(), buf_.size(), static_cast<off_t>(start)) !=
         static_cast<ssize_t>(buf_.size()))
       return error(errno ? errno : EIO, "staging file: " + errno_text(errno));
@@ -203,6 +265,12 @@ Result<std::size_t> Writer::write(const char* data, std::size_t len, std::uint64
   std::lock_guard lock(mu_);
   if (failed_) return *failed_;
   if (len == 0) return std::size_t{0};
+  // A failed write poisons the file: no later commit may store it without those bytes.
+  auto fail = [&](Error e) {
+    failed_ = e;
+    abort_upload_locked();
+    return e;
+  };
   bool streaming = fd_ < 0;
   std::uint64_t unshipped = size_ - buf_.size();  // where the bytes still in memory start
   // A rewrite of bytes not yet handed to an upload (zipfile fixing a member's header) is patched
@@ -215,7 +283,7 @@ Result<std::size_t> Writer::write(const char* data, std::size_t len, std::uint64
     data += over, len -= over, off += over;  // the rest extends the file
   }
   if (streaming && (off != size_ || opt_.base_size)) {
-    if (auto st = to_stage_locked(); !st) return st.error();
+    if (auto st = to_stage_locked(); !st) return fail(st.error());
     streaming = false;
   }
   dirty_ = true;
@@ -226,24 +294,19 @@ Result<std::size_t> Writer::write(const char* data, std::size_t len, std::uint64
     // size back (a header fixed after its member is written) is then still patched in memory.
     std::uint64_t want = part_bytes(up_.config().part_size, next_part_);
     while (buf_.size() >= 2 * want) {
-      if (auto st = ship_front_locked(want); !st) {
-        failed_ = st.error();
-        abort_upload_locked();
-        return st.error();
-      }
+      if (auto st = ship_front_locked(want); !st) return fail(st.error());
       want = part_bytes(up_.config().part_size, next_part_);
     }
     return len;
   }
-  if (auto st = reserve_locked(std::max(size_, off + len)); !st) return st.error();
+  if (auto st = reserve(fd_, std::max(size_, off + len), checked_until_); !st) return fail(st.error());
   std::size_t done = 0;
   while (done < len) {
     ssize_t n = ::pwrite(fd_, data + done, len - done, static_cast<off_t>(off + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       if (done) break;
-      failed_ = error(errno, "staging file: " + errno_text(errno));
-      return *failed_;
+      return fail(error(errno, "staging file: " + errno_text(errno)));
     }
     done += static_cast<std::size_t>(n);
   }
@@ -279,7 +342,7 @@ Status Writer::truncate(std::uint64_t size) {
   if (fd_ < 0)
     if (auto st = to_stage_locked(); !st) return st;
   if (size > size_)
-    if (auto st = reserve_locked(size); !st) return st;
+    if (auto st = reserve(fd_, size, checked_until_); !st) return st;
   if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
     return error(errno, "staging file: " + errno_text(errno));
   size_ = size;
@@ -296,17 +359,41 @@ Status Writer::start_upload_locked() {
   upload_id_ = id.value();
   next_part_ = 1;
   parts_ = std::make_shared<Parts>();
+  if (fd_ < 0) start_spool_locked();
   return ok_status();
+}
+
+void Writer::start_spool_locked() {
+  if (!up_.config().spool_writes) {
+    parts_->spool_lost = "spool_writes is off";
+    return;
+  }
+  auto fd = make_staging_file();
+  if (!fd) {
+    parts_->spool_lost = fd.error().message;
+    return;
+  }
+  // In memory (tmpfs), a copy of every file being written would cost RAM: not kept there.
+  struct statfs fs;
+  if (::fstatfs(fd.value(), &fs) == 0 && (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC)) {
+    ::close(fd.value());
+    parts_->spool_lost = "the staging directory " + staging_dir_ + " is in memory";
+    return;
+  }
+  parts_->spool_fd = fd.value();
+  spool_checked_until_ = 0;
 }
 
 // Hands the first `n` buffered bytes to an upload worker as the next part.
 Status Writer::ship_front_locked(std::uint64_t n) {
+  std::uint64_t offset = size_ - buf_.size();
   std::string body = buf_.substr(0, static_cast<std::size_t>(n));
   buf_.erase(0, static_cast<std::size_t>(n));
-  return ship_part_locked(std::move(body));
+  return ship_part_locked(std::move(body), offset);
 }
 
-Status Writer::ship_part_locked(std::string body) {
+// Queues `body`, the file's bytes from `offset`, as the next part.
+Status Writer::ship_part_locked(std::string body, std::uint64_t offset) {
   if (upload_id_.empty())
     if (auto st = start_upload_locked(); !st) return st;
   if (next_part_ > kMaxParts)
@@ -318,9 +405,20 @@ Status Writer::ship_part_locked(std::string body) {
     ++parts_->pending;
   }
   std::uint64_t bytes = body.size();
+  {
+    std::lock_guard lock(parts_->spool_mu);
+    if (parts_->spool_fd >= 0)
+      if (auto st = reserve(parts_->spool_fd, offset + bytes, spool_checked_until_); !st)
+        parts_->drop_spool_locked(opt_.display, st.error().message);
+  }
   int number = next_part_++;
   auto job = [parts = parts_, &up = up_, bucket = opt_.bucket, key = opt_.key, id = upload_id_, number,
-              body = std::move(body)]() mutable {
+              offset, display = opt_.display, body = std::move(body)]() mutable {
+    {
+      std::lock_guard lock(parts->spool_mu);
+      if (parts->spool_fd >= 0 && !write_all(parts->spool_fd, body.data(), body.size(), offset))
+        parts->drop_spool_locked(display, "writing the local copy: " + errno_text(errno));
+    }
     std::uint64_t crc = util::crc64_update(0, body.data(), body.size());
     auto r = up.client().upload_part(bucket, key, id, number, body);
     std::uint64_t n = body.size();
@@ -446,7 +544,7 @@ Result<Committed> Writer::commit_staged_locked() {
       abort_upload_locked();
       return e;
     }
-    if (auto st = ship_part_locked(std::move(body)); !st) {
+    if (auto st = ship_part_locked(std::move(body), off); !st) {
       abort_upload_locked();
       return st.error();
     }

@@ -2,9 +2,10 @@
 // sequential writes stream into a multipart upload whose parts the process's upload workers send
 // while the program goes on writing; anything else (a write behind the end, a read, a truncation
 // to a non-zero size, changing an existing object) moves the file to a local staging file that is
-// uploaded at commit. commit() returns only when the object is complete in OSS and its CRC64
-// matches what was written; on any failure the multipart upload is aborted, so no partial object
-// ever becomes visible.
+// uploaded at commit. Parts already uploaded cannot be read back from OSS, so each is also kept
+// in a local spool file (spool_writes), which becomes the staging file if the program turns back. commit()
+// returns only when the object is complete in OSS and its CRC64 matches what was written; on any failure the
+// multipart upload is aborted, so no partial object ever becomes visible.
 #pragma once
 
 #include <sys/types.h>
@@ -99,11 +100,13 @@ class Writer {
   explicit Writer(Uploader& uploader, Options options);
   Error error(int err, const std::string& message) const;
   Status to_stage_locked();
-  Status open_staging_locked();
-  Status reserve_locked(std::uint64_t new_size);
+  Status stage_from_spool_locked();
+  Result<int> make_staging_file();
+  Status reserve(int fd, std::uint64_t new_size, std::uint64_t& checked_until);
   Status ship_front_locked(std::uint64_t n);
-  Status ship_part_locked(std::string body);
+  Status ship_part_locked(std::string body, std::uint64_t offset);
   Status start_upload_locked();
+  void start_spool_locked();
   Result<Committed> finish_upload_locked();
   Error remove_if_wrong(Error e);
   Result<Committed> put_whole_locked(std::string_view body);
@@ -128,7 +131,8 @@ class Writer {
   // Staging.
   int fd_ = -1;
   std::string staging_dir_;
-  std::uint64_t checked_until_ = 0;
+  std::uint64_t checked_until_ = 0;        // free space is known to suffice up to here
+  std::uint64_t spool_checked_until_ = 0;  // the same for the spool (in parts_)
 };
 
 }  // namespace ossshim::upload

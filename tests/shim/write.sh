@@ -321,6 +321,64 @@ vrun mkdir /oss/bkt/zip || bad "mkdir /oss/bkt/zip failed"
 vrun "$py" -c "$zip_probe" /oss/bkt/zip/z.zip 2> "$work/zip.err" || bad "zipfile on a streamed file: $(strip_log "$work/zip.err")"
 cmp -s "$lb/zip/z.zip" "$root/bkt/zip/z.zip" && ok || bad "zipfile on a streamed file: the stored zip differs from the local one"
 
+# Turning back further than memory holds: zipfile and np.savez over a "wb" file object with
+# members of several parts, a pwrite at offset 0 and an ftruncate after 5 parts were uploaded.
+# Uploaded parts have a local copy (the spool), which becomes the staging file: each result must
+# equal the local one, and the abandoned multipart upload must be gone.
+back_probe='
+import io, os, sys, zipfile
+import numpy as np
+kind, path = sys.argv[1:3]
+data = bytes(range(256)) * (20 << 12)  # 5 MiB
+if kind == "zip":
+    with open(path, "wb") as f, zipfile.ZipFile(f, "w") as z:
+        for i in range(2):
+            z.writestr(zipfile.ZipInfo(f"m{i}", date_time=(2020, 1, 1, 0, 0, 0)), data[i:] + bytes(i))
+elif kind == "savez":
+    with open(path, "wb") as f:
+        np.savez(f, a=np.arange(1 << 20, dtype=np.float32), b=np.ones((3, 1 << 20), dtype=np.int8))
+else:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, data)
+    if kind == "pwrite": os.pwrite(fd, b"HEADER", 0); os.write(fd, b"tail")
+    else: os.ftruncate(fd, 3 << 20)
+    os.close(fd)
+'
+mkdir -p "$lb/back"
+vrun mkdir /oss/bkt/back || bad "mkdir /oss/bkt/back failed"
+for kind in zip savez pwrite ftruncate; do
+  "$py" -c "$back_probe" $kind "$lb/back/$kind"
+  OSSSHIM_LOG=info vrun "$py" -c "$back_probe" $kind /oss/bkt/back/$kind 2> "$work/back.err" ||
+    bad "$kind behind the uploaded parts: $(strip_log "$work/back.err")"
+  cmp -s "$lb/back/$kind" "$root/bkt/back/$kind" && ok ||
+    bad "$kind behind the uploaded parts: the stored object differs from the local file"
+  grep -q "back/$kind: turned back after .* were uploaded; continuing from its local copy" "$work/back.err" && ok ||
+    bad "$kind behind the uploaded parts: no log line says the file switched to its local copy: $(head -3 "$work/back.err")"
+done
+out=$(uploads_left back/)
+[ -z "$out" ] && ok || bad "turning back: multipart uploads left: $out"
+# Without the spool (spool_writes off; a staging directory in memory; no room beyond the reserve)
+# streaming still works, and turning back fails with EIO, the reason in the log, nothing stored.
+# no_spool NAME REASON VAR=VALUE...
+no_spool() {
+  local name=$1 reason=$2 rc
+  shift 2
+  env "$@" "$ossrun_bin" -- "$py" -c "$back_probe" pwrite /oss/bkt/back/$name 2> "$work/back.err" && rc=0 || rc=$?
+  [ $rc != 0 ] && [[ "$(strip_log "$work/back.err" | tail -1)" == "OSError: [Errno 5] Input/output error" ]] && ok ||
+    bad "no spool ($name): exit $rc, $(strip_log "$work/back.err" | tail -1)"
+  grep -qF "already uploaded with no local copy ($reason" "$work/back.err" && ok ||
+    bad "no spool ($name): the log does not give the reason: $(head -3 "$work/back.err")"
+  [ ! -e "$root/bkt/back/$name" ] && [ -z "$(uploads_left back/$name)" ] && ok ||
+    bad "no spool ($name): an object or upload was left"
+  env "$@" "$ossrun_bin" -- cp "$src/big.bin" /oss/bkt/back/$name-cp 2> "$work/back.err" &&
+    cmp -s "$src/big.bin" "$root/bkt/back/$name-cp" && ok ||
+    bad "no spool ($name): a sequential cp failed: $(strip_log "$work/back.err")"
+}
+no_spool off 'spool_writes is off' OSSSHIM_SPOOL_WRITES=false
+no_spool shm 'the staging directory /dev/shm/' "OSSSHIM_STAGING_DIR=/dev/shm/ossshim-write-test-$$"
+no_spool reserve 'staging needs' OSSSHIM_STAGING_RESERVE=1000000g
+rm -rf "/dev/shm/ossshim-write-test-$$"
+
 # ------------------------------------------------------------------ a file handed to a child
 # subprocess(stdout=f): the exec'd child writes the parent's file; the parent's close afterwards
 # must not commit its own empty version over the child's output.

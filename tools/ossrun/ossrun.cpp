@@ -50,6 +50,7 @@ const std::map<std::string, std::string> kHelp = {
     {"staging_dir", "local directory for staged writes (default $TMPDIR or /tmp)"},
     {"staging_reserve", "free space a staged file must leave (default 1g)"},
     {"stage_writes", "false (default) or true: stage every written file locally"},
+    {"spool_writes", "true (default) or false: keep a local copy of streamed parts in staging_dir"},
     {"log", "error, warn (default), info or debug"},
     {"log_file", "append log lines to this file (default stderr)"},
 };
