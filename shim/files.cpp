@@ -293,9 +293,9 @@ void* map_virtual(void* addr, size_t len, int prot, int flags, int fd, off_t off
   int keep = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_NORESERVE | MAP_32BIT | MAP_LOCKED);
   void* m = REAL(mmap)(addr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | keep, -1, 0);
   if (m == MAP_FAILED) return m;
-  std::uint64_t start = static_cast<std::uint64_t>(off);
-  if (start < f->attr.size) {
-    size_t n = static_cast<size_t>(std::min<std::uint64_t>(len, f->attr.size - start));
+  std::uint64_t start = static_cast<std::uint64_t>(off), size = fs->size_of(*f);
+  if (start < size) {
+    size_t n = static_cast<size_t>(std::min<std::uint64_t>(len, size - start));
     auto st = fs->fill(*f, static_cast<char*>(m), n, start);
     if (!st) {
       munmap(m, len);

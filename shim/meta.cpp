@@ -59,8 +59,7 @@ int stat_fd(int fd, St* st) {
   auto f = file_of(fd);
   if (!f) return fail(EBADF);
   vfs::Attr a = f->attr;
-  if (f->writer)
-    if (vfs::Vfs* fs = filesystem()) a.size = fs->size_of(*f);  // what was written so far
+  if (vfs::Vfs* fs = filesystem(); fs && !a.dir) a.size = fs->size_of(*f);  // a writer's: so far
   fill_stat(f->display, a, st);
   return 0;
 }

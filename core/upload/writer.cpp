@@ -317,6 +317,8 @@ Result<std::size_t> Writer::write(const char* data, std::size_t len, std::uint64
 Result<std::size_t> Writer::read(char* out, std::size_t len, std::uint64_t off) {
   std::lock_guard lock(mu_);
   if (fd_ < 0) {
+    // A forked child has the parent's buffers but none of its uploads: nothing it could stage.
+    if (abandoned_) return error(EBADF, "being written by the parent process; read it after its close");
     if (auto st = to_stage_locked(); !st) return st.error();
   }
   if (off >= size_) return std::size_t{0};

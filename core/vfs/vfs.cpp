@@ -193,6 +193,7 @@ Result<std::shared_ptr<OpenFile>> Vfs::open(const VPath& p) {
   f->path = p;
   f->display = display(p);
   f->attr = st.value();
+  if (!f->attr.dir) f->written_by = writing(f->display);
   return f;
 }
 
@@ -303,7 +304,7 @@ std::uint32_t Vfs::advance_window(OpenFile& f, std::uint64_t off) {
 
 Result<std::size_t> Vfs::read(OpenFile& f, char* buf, std::size_t len, std::uint64_t off) {
   if (f.attr.dir) return error_for("read", f.path, EISDIR, "is a directory");
-  if (f.writer) return f.writer->read(buf, len, off);
+  if (auto* w = writer_of(f)) return w->read(buf, len, off);
   if (off >= f.attr.size || len == 0) return std::size_t{0};
   len = static_cast<std::size_t>(std::min<std::uint64_t>(len, f.attr.size - off));
   if (auto o = cached_object(f)) return read_shared(f, o, buf, len, off);
@@ -334,6 +335,15 @@ Result<std::size_t> Vfs::read_private(OpenFile& f, char* buf, std::size_t len, s
 }
 
 Status Vfs::fill(OpenFile& f, char* dst, std::size_t len, std::uint64_t off) {
+  if (auto* w = writer_of(f)) {
+    for (std::size_t done = 0; done < len;) {
+      auto n = w->read(dst + done, len - done, off + done);
+      if (!n) return n.error();
+      if (*n == 0) break;  // past what was written: the mapping's zeros
+      done += *n;
+    }
+    return ok_status();
+  }
   if (auto o = cached_object(f)) {  // through the shared cache: still each byte once per node
     auto r = read_shared(f, o, dst, len, off);
     if (!r) return r.error();
@@ -547,6 +557,7 @@ Result<std::size_t> Vfs::read_shared(OpenFile& f, const std::shared_ptr<cache::O
 }
 
 Result<std::optional<Vfs::MapSource>> Vfs::map(OpenFile& f, std::uint64_t off, std::size_t len) {
+  if (writer_of(f)) return std::optional<MapSource>();  // not an object yet: a private copy
   auto o = cached_object(f);
   if (!o || off >= f.attr.size) return std::optional<MapSource>();
   std::uint64_t cs = config_.chunk_size;

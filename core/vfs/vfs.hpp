@@ -68,6 +68,9 @@ struct OpenFile {
   // forked child inherits the descriptor but never commits or aborts the parent's upload).
   std::unique_ptr<upload::Writer> writer;
   pid_t writer_pid = 0;
+  // Opened for reading while this process writes the same path: reads see what that file holds
+  // (as on a local file system), not the object stored before.
+  std::shared_ptr<OpenFile> written_by;
   std::string create_claim;  // the node-wide O_EXCL claim, removed when the file is closed
   // The shim's record of this file (a memfd shared with processes that inherit it): a process
   // that took the file over (exec'd with it) appends "taken PID"; then this one does not commit.
@@ -97,6 +100,8 @@ class Vfs {
   Result<std::size_t> write(OpenFile& f, const char* buf, std::size_t len, std::uint64_t off);
   // The current size (a writer's, or the object's).
   std::uint64_t size_of(OpenFile& f);
+  // The writer whose bytes `f` holds: its own, or the one writing its path (null: an object).
+  upload::Writer* writer_of(OpenFile& f);
   // fsync: the object in OSS holds what was written when this returns.
   Status sync(OpenFile& f);
   // The last descriptor of `f` is being closed: commits a writer, releases claims.

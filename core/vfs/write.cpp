@@ -76,7 +76,13 @@ void Vfs::commit_all() {
 }
 
 std::uint64_t Vfs::size_of(OpenFile& f) {
-  return f.writer ? f.writer->size() : f.attr.size;
+  auto* w = writer_of(f);
+  return w ? w->size() : f.attr.size;
+}
+
+upload::Writer* Vfs::writer_of(OpenFile& f) {
+  if (f.writer) return f.writer.get();
+  return f.written_by ? f.written_by->writer.get() : nullptr;
 }
 
 // The directory a new name goes into must exist, as on a local file system.

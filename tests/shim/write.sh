@@ -357,6 +357,30 @@ for kind in zip savez pwrite ftruncate; do
 done
 out=$(uploads_left back/)
 [ -z "$out" ] && ok || bad "turning back: multipart uploads left: $out"
+# Reading a file while this process writes it, through another descriptor (read, fstat, mmap):
+# what was written so far, as on a local file system, for a new small file, a streamed
+# multipart one, and one replacing an existing object; then more writes, and the stored result.
+read_probe='
+import hashlib, mmap, os, sys
+path, n = sys.argv[1], int(sys.argv[2])
+with open(path, "wb") as f:
+    f.write(bytes(range(256)) * n); f.flush()
+    with open(path, "rb") as g:
+        data = g.read()
+        m = mmap.mmap(g.fileno(), 0, access=mmap.ACCESS_READ)
+        print(len(data), os.fstat(g.fileno()).st_size, hashlib.sha256(data).hexdigest(), m[:] == data)
+        m.close()
+    f.write(b"more")
+print(os.stat(path).st_size)
+'
+for case in small:3 streamed:20000 replace:5; do
+  n=${case#*:} name=${case%:*}
+  [ $name == replace ] && printf 'old content, longer than the new\n%.0s' {1..100} | tee "$lb/back/$name" > "$root/bkt/back/$name"
+  l=$("$py" -c "$read_probe" "$lb/back/$name" $n 2>&1) || true
+  v=$(vrun "$py" -c "$read_probe" /oss/bkt/back/$name $n 2>&1) || true
+  [ "$l" == "$v" ] && cmp -s "$lb/back/$name" "$root/bkt/back/$name" && ok ||
+    bad "reading while writing ($name): shim [$v], local [$l]"
+done
 # Without the spool (spool_writes off; a staging directory in memory; no room beyond the reserve)
 # streaming still works, and turning back fails with EIO, the reason in the log, nothing stored.
 # no_spool NAME REASON VAR=VALUE...
