@@ -122,6 +122,25 @@ int truncate_fd(int fd, off_t size) {
   return st ? 0 : fail(st.error());
 }
 
+// fallocate, posix_fallocate: OSS has no preallocation. Reserving space only makes the file at
+// least off + len long (downloaders preallocate, then write into it); FALLOC_FL_KEEP_SIZE changes
+// nothing visible; punching or zeroing ranges is not supported. Returns 0 or an errno value.
+int allocate_fd(int fd, int mode, off_t off, off_t len) {
+  auto f = file_of(fd);
+  if (!f) return EBADF;
+  if (off < 0 || len <= 0) return EINVAL;
+  if (f->attr.dir) return EISDIR;
+  if (!f->writer || (f->status_flags.load() & O_ACCMODE) == O_RDONLY) return EBADF;
+  if (mode & ~FALLOC_FL_KEEP_SIZE) return EOPNOTSUPP;
+  vfs::Vfs* fs = filesystem();
+  if (!fs) return errno;
+  std::uint64_t end = static_cast<std::uint64_t>(off) + static_cast<std::uint64_t>(len);
+  if ((mode & FALLOC_FL_KEEP_SIZE) || end <= fs->size_of(*f)) return 0;
+  auto st = fs->truncate(*f, end);
+  if (!st) log::warn(st.error().to_string());
+  return st ? 0 : st.error().err;
+}
+
 }  // namespace
 
 off_t virtual_seek(int fd, off_t off, int whence) {
@@ -462,6 +481,25 @@ int ftruncate(int fd, off_t size) {
 int ftruncate64(int fd, off64_t size) {
   if (!virtual_fd(fd)) return REAL(ftruncate64)(fd, size);
   return truncate_fd(fd, size);
+}
+
+int fallocate(int fd, int mode, off_t off, off_t len) {
+  if (!virtual_fd(fd)) return REAL(fallocate)(fd, mode, off, len);
+  int err = allocate_fd(fd, mode, off, len);
+  return err ? fail(err) : 0;
+}
+int fallocate64(int fd, int mode, off64_t off, off64_t len) {
+  if (!virtual_fd(fd)) return REAL(fallocate64)(fd, mode, off, len);
+  int err = allocate_fd(fd, mode, off, len);
+  return err ? fail(err) : 0;
+}
+int posix_fallocate(int fd, off_t off, off_t len) {
+  if (!virtual_fd(fd)) return REAL(posix_fallocate)(fd, off, len);
+  return allocate_fd(fd, 0, off, len);  // the error number is returned, errno left alone
+}
+int posix_fallocate64(int fd, off64_t off, off64_t len) {
+  if (!virtual_fd(fd)) return REAL(posix_fallocate64)(fd, off, len);
+  return allocate_fd(fd, 0, off, len);
 }
 
 off_t lseek(int fd, off_t off, int whence) {

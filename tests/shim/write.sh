@@ -381,6 +381,36 @@ for case in small:3 streamed:20000 replace:5; do
   [ "$l" == "$v" ] && cmp -s "$lb/back/$name" "$root/bkt/back/$name" && ok ||
     bad "reading while writing ($name): shim [$v], local [$l]"
 done
+# Preallocating downloaders: aria2c with 4 connections writing segments out of order, after
+# posix_fallocate (falloc) or after growing the file (trunc); util-linux fallocate; Python's
+# posix_fallocate then writes into the reserved size. Punching holes is not supported.
+cp "$src/big.bin" "$root/bkt/back/aria-src"
+for fa in falloc trunc; do
+  vrun aria2c -q -x4 -s4 --min-split-size=1M --file-allocation=$fa -d /oss/bkt/back -o aria-$fa \
+    "$endpoint/bkt/back/aria-src" > "$work/aria.out" 2>&1 &&
+    cmp -s "$src/big.bin" "$root/bkt/back/aria-$fa" && [ ! -e "$root/bkt/back/aria-$fa.aria2" ] && ok ||
+    bad "aria2c --file-allocation=$fa into the prefix: $(tail -3 "$work/aria.out")"
+done
+wsame "fallocate -l" "" 'fallocate -l 3M @/back/falloc && stat -c %s @/back/falloc && fallocate -n -l 9M @/back/falloc && stat -c %s @/back/falloc'
+cmp -s "$lb/back/falloc" "$root/bkt/back/falloc" && ok || bad "fallocate -l: the stored object differs"
+vrun fallocate -p -o 0 -l 1M /oss/bkt/back/falloc 2> "$work/err" && bad "fallocate -p (punch hole) succeeded" ||
+  { grep -q "unsupported" "$work/err" && ok || bad "fallocate -p: $(cat "$work/err")"; }
+falloc_probe='
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.posix_fallocate(fd, 0, 3 << 20)
+print(os.fstat(fd).st_size)
+os.pwrite(fd, b"end", (3 << 20) - 3); os.pwrite(fd, b"start", 0)
+os.posix_fallocate(fd, 0, 10)
+try: os.posix_fallocate(fd, -1, 10)
+except OSError as e: print(e)
+os.close(fd)
+fd = os.open(sys.argv[1], os.O_RDONLY)
+try: os.posix_fallocate(fd, 0, 10)
+except OSError as e: print(e)
+'
+wsame "posix_fallocate" "" "$py -c '$falloc_probe' @/back/pyfalloc"
+cmp -s "$lb/back/pyfalloc" "$root/bkt/back/pyfalloc" && ok || bad "posix_fallocate: the stored object differs"
 # Without the spool (spool_writes off; a staging directory in memory; no room beyond the reserve)
 # streaming still works, and turning back fails with EIO, the reason in the log, nothing stored.
 # no_spool NAME REASON VAR=VALUE...
