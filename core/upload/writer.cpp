@@ -77,14 +77,28 @@ std::uint64_t part_bytes(std::uint64_t part_size, int number) {
   return std::min(part_size << doublings, kMaxPart);
 }
 
+PartSpan part_at(std::uint64_t part_size, std::uint64_t off) {
+  PartSpan span{1, 0, part_bytes(part_size, 1)};
+  // Whole groups of 2000 equal parts at a time, then the part inside the group.
+  while (span.number + 2000 <= kMaxParts + 1 && off >= span.start + 2000 * span.size) {
+    span.start += 2000 * span.size;
+    span.number += 2000;
+    span.size = part_bytes(part_size, span.number);
+  }
+  std::uint64_t index = (off - span.start) / span.size;
+  span.number += static_cast<int>(index);
+  span.start += index * span.size;
+  return span;
+}
+
 // --- Writer -----------------------------------------------------------------------------------
 
 struct Writer::Parts {
   std::mutex mu;
   std::condition_variable cv;
   int pending = 0;
-  std::vector<oss::UploadedPart> done;  // any order; sorted at completion
-  std::optional<Error> failure;         // the first failure
+  std::map<int, oss::UploadedPart> done;  // by number: a part uploaded again replaces the first
+  std::optional<Error> failure;           // the first failure
   // The spool: every part's bytes at their offsets, written by its job before the upload, so the
   // file can still switch to staging. Dropped (and spool_lost says why) when it cannot be kept.
   std::mutex spool_mu;
@@ -199,11 +213,7 @@ Status Writer::reserve(int fd, std::uint64_t new_size, std::uint64_t& checked_un
 // truncation): the spool already holds every uploaded byte, so it becomes the staging file and
 // the multipart upload is dropped; commit uploads the file again from staging.
 Status Writer::stage_from_spool_locked() {
-  {
-    std::unique_lock lock(parts_->mu);
-    parts_->cv.wait(lock, [&] { return parts_->pending == 0; });  // every spool write is done
-    if (parts_->failure) return *parts_->failure;
-  }
+  if (auto st = wait_parts_locked(); !st) return st;  // then every spool write is done, too
   int spool;
   std::string lost;
   {
@@ -311,7 +321,65 @@ Result<std::size_t> Writer::write(const char* data, std::size_t len, std::uint64
     done += static_cast<std::size_t>(n);
   }
   size_ = std::max(size_, off + done);
+  if (auto st = note_staged_write_locked(off, done); !st) return fail(st.error());
   return done;
+}
+
+// Records [off, off+len) as written to the staging file and uploads every part it completes.
+Status Writer::note_staged_write_locked(std::uint64_t off, std::uint64_t len) {
+  std::uint64_t end = off + len;
+  while (off < end) {
+    PartSpan span = part_at(up_.config().part_size, off);
+    std::uint64_t stop = std::min(end, span.start + span.size);
+    StagedPart& part = staged_parts_[span.number];
+    if (part.shipped) {
+      part.dirty = true;
+    } else {
+      // Merge [off, stop) into the disjoint intervals.
+      std::uint64_t from = off, to = stop;
+      auto it = part.written.upper_bound(from);
+      if (it != part.written.begin() && std::prev(it)->second >= from) --it;
+      while (it != part.written.end() && it->first <= to) {
+        from = std::min(from, it->first);
+        to = std::max(to, it->second);
+        it = part.written.erase(it);
+      }
+      part.written.emplace(from, to);
+      if (from == span.start && to == span.start + span.size) {
+        std::string body(static_cast<std::size_t>(span.size), '\0');
+        if (::pread(fd_, body.data(), body.size(), static_cast<off_t>(span.start)) !=
+            static_cast<ssize_t>(body.size()))
+          return error(errno ? errno : EIO, "staging file: " + errno_text(errno));
+        part.shipped = true;
+        part.written.clear();
+        if (auto st = ship_part_locked(std::move(body), span.start, span.number); !st) return st;
+      }
+    }
+    off = stop;
+  }
+  return ok_status();
+}
+
+// After a staged truncation to `size`: parts past it are forgotten (left out at completion); the
+// part it now ends in changed if it was shipped, and its written intervals end at `size`.
+void Writer::note_staged_truncate_locked(std::uint64_t size) {
+  PartSpan span = part_at(up_.config().part_size, size);
+  staged_parts_.erase(staged_parts_.upper_bound(span.number), staged_parts_.end());
+  auto it = staged_parts_.find(span.number);
+  if (it == staged_parts_.end()) return;
+  if (it->second.shipped) {
+    it->second.dirty = true;
+    return;
+  }
+  auto& written = it->second.written;
+  for (auto w = written.begin(); w != written.end();) {
+    if (w->first >= size) {
+      w = written.erase(w);
+    } else {
+      w->second = std::min(w->second, size);
+      ++w;
+    }
+  }
 }
 
 Result<std::size_t> Writer::read(char* out, std::size_t len, std::uint64_t off) {
@@ -347,6 +415,7 @@ Status Writer::truncate(std::uint64_t size) {
     if (auto st = reserve(fd_, size, checked_until_); !st) return st;
   if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
     return error(errno, "staging file: " + errno_text(errno));
+  if (size < size_) note_staged_truncate_locked(size);
   size_ = size;
   return ok_status();
 }
@@ -388,17 +457,19 @@ void Writer::start_spool_locked() {
 
 // Hands the first `n` buffered bytes to an upload worker as the next part.
 Status Writer::ship_front_locked(std::uint64_t n) {
+  if (upload_id_.empty())  // first, as it numbers parts from 1
+    if (auto st = start_upload_locked(); !st) return st;
   std::uint64_t offset = size_ - buf_.size();
   std::string body = buf_.substr(0, static_cast<std::size_t>(n));
   buf_.erase(0, static_cast<std::size_t>(n));
-  return ship_part_locked(std::move(body), offset);
+  return ship_part_locked(std::move(body), offset, next_part_++);
 }
 
-// Queues `body`, the file's bytes from `offset`, as the next part.
-Status Writer::ship_part_locked(std::string body, std::uint64_t offset) {
+// Queues `body`, the file's bytes from `offset`, as part `number`.
+Status Writer::ship_part_locked(std::string body, std::uint64_t offset, int number) {
   if (upload_id_.empty())
     if (auto st = start_upload_locked(); !st) return st;
-  if (next_part_ > kMaxParts)
+  if (number > kMaxParts)
     return error(EFBIG, "more than 10,000 parts: raise OSSSHIM_PART_SIZE (now " +
                             util::format_size(up_.config().part_size) + ")");
   {
@@ -413,7 +484,6 @@ Status Writer::ship_part_locked(std::string body, std::uint64_t offset) {
       if (auto st = reserve(parts_->spool_fd, offset + bytes, spool_checked_until_); !st)
         parts_->drop_spool_locked(opt_.display, st.error().message);
   }
-  int number = next_part_++;
   auto job = [parts = parts_, &up = up_, bucket = opt_.bucket, key = opt_.key, id = upload_id_, number,
               offset, display = opt_.display, body = std::move(body)]() mutable {
     {
@@ -432,7 +502,7 @@ Status Writer::ship_part_locked(std::string body, std::uint64_t offset) {
       p.part_number = number;
       p.size = n;
       p.crc64 = crc;
-      parts->done.push_back(std::move(p));
+      parts->done[number] = std::move(p);
     } else if (!parts->failure) {
       parts->failure = r.error();
     }
@@ -442,18 +512,23 @@ Status Writer::ship_part_locked(std::string body, std::uint64_t offset) {
   return ok_status();
 }
 
-Result<Committed> Writer::finish_upload_locked() {
-  {
-    std::unique_lock lock(parts_->mu);
-    parts_->cv.wait(lock, [&] { return parts_->pending == 0; });
-  }
-  if (parts_->failure) {
-    Error e = *parts_->failure;
+Status Writer::wait_parts_locked() {
+  std::unique_lock lock(parts_->mu);
+  parts_->cv.wait(lock, [&] { return parts_->pending == 0; });
+  if (parts_->failure) return *parts_->failure;
+  return ok_status();
+}
+
+// Completes the upload with parts 1..last (parts uploaded beyond a truncation are left out, and
+// the server drops them).
+Result<Committed> Writer::finish_upload_locked(int last) {
+  if (auto st = wait_parts_locked(); !st) {
     abort_upload_locked();
-    return e;
+    return st.error();
   }
-  auto parts = parts_->done;
-  std::sort(parts.begin(), parts.end(), [](auto& a, auto& b) { return a.part_number < b.part_number; });
+  std::vector<oss::UploadedPart> parts;
+  for (auto& [number, part] : parts_->done)
+    if (number <= last) parts.push_back(part);
   std::uint64_t crc = 0, total = 0;
   for (const auto& p : parts) {
     crc = util::crc64_combine(crc, p.crc64.value_or(0), p.size);
@@ -486,6 +561,7 @@ void Writer::abort_upload_locked() {
     std::unique_lock lock(parts_->mu);
     parts_->cv.wait(lock, [&] { return parts_->pending == 0; });
   }
+  staged_parts_.clear();  // shipped parts are gone with the upload
   auto st = up_.client().abort_multipart(opt_.bucket, opt_.key, upload_id_);
   if (!st)
     log::warn(opt_.display + ": could not abort multipart upload " + upload_id_ + " (" +
@@ -526,33 +602,42 @@ Result<Committed> Writer::commit_stream_locked() {
     abort_upload_locked();
     return st.error();
   }
-  return finish_upload_locked();
+  return finish_upload_locked(next_part_ - 1);
 }
 
+// Uploads every part not shipped while the program wrote (or written since), then completes.
 Result<Committed> Writer::commit_staged_locked() {
   std::uint64_t first = part_bytes(up_.config().part_size, 1);
-  if (size_ <= first) {
+  if (size_ <= first && upload_id_.empty()) {
     std::string body(static_cast<std::size_t>(size_), '\0');
     if (size_ && ::pread(fd_, body.data(), body.size(), 0) != static_cast<ssize_t>(body.size()))
       return error(errno ? errno : EIO, "staging file: " + errno_text(errno));
     return put_whole_locked(body);
   }
-  if (auto st = start_upload_locked(); !st) return st.error();
-  for (std::uint64_t off = 0; off < size_;) {
-    std::uint64_t n = std::min(part_bytes(up_.config().part_size, next_part_), size_ - off);
-    std::string body(static_cast<std::size_t>(n), '\0');
-    if (::pread(fd_, body.data(), body.size(), static_cast<off_t>(off)) != static_cast<ssize_t>(n)) {
-      Error e = error(errno ? errno : EIO, "staging file: " + errno_text(errno));
-      abort_upload_locked();
-      return e;
+  // Parts shipped early finish first: a part uploaded again must replace them, not race them.
+  Status st = upload_id_.empty() ? start_upload_locked() : wait_parts_locked();
+  int last = 0;
+  for (std::uint64_t off = 0; st && off < size_;) {
+    PartSpan span = part_at(up_.config().part_size, off);
+    auto it = staged_parts_.find(span.number);
+    bool current = it != staged_parts_.end() && it->second.shipped && !it->second.dirty;
+    std::uint64_t n = std::min(span.size, size_ - off);
+    if (!current) {
+      std::string body(static_cast<std::size_t>(n), '\0');
+      if (::pread(fd_, body.data(), body.size(), static_cast<off_t>(off)) != static_cast<ssize_t>(n))
+        st = error(errno ? errno : EIO, "staging file: " + errno_text(errno));
+      else
+        st = ship_part_locked(std::move(body), off, span.number);
     }
-    if (auto st = ship_part_locked(std::move(body), off); !st) {
-      abort_upload_locked();
-      return st.error();
-    }
+    last = span.number;
     off += n;
   }
-  return finish_upload_locked();
+  staged_parts_.clear();  // whatever happens next, a later commit starts a new upload
+  if (!st) {
+    abort_upload_locked();
+    return st.error();
+  }
+  return finish_upload_locked(last);
 }
 
 Result<std::optional<Committed>> Writer::commit() {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <ctime>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -56,6 +57,13 @@ class Uploader {
 // Size of multipart part `number` (1-based): part_size for the first 2000 parts, then doubling
 // every 2000, so the 10,000-part limit allows ~500 GB at the default 8 MiB.
 std::uint64_t part_bytes(std::uint64_t part_size, int number);
+
+// The part holding file offset `off` under that numbering.
+struct PartSpan {
+  int number;
+  std::uint64_t start, size;
+};
+PartSpan part_at(std::uint64_t part_size, std::uint64_t off);
 
 struct Committed {
   std::uint64_t size = 0;
@@ -104,10 +112,13 @@ class Writer {
   Result<int> make_staging_file();
   Status reserve(int fd, std::uint64_t new_size, std::uint64_t& checked_until);
   Status ship_front_locked(std::uint64_t n);
-  Status ship_part_locked(std::string body, std::uint64_t offset);
+  Status ship_part_locked(std::string body, std::uint64_t offset, int number);
   Status start_upload_locked();
   void start_spool_locked();
-  Result<Committed> finish_upload_locked();
+  Status wait_parts_locked();
+  Status note_staged_write_locked(std::uint64_t off, std::uint64_t len);
+  void note_staged_truncate_locked(std::uint64_t size);
+  Result<Committed> finish_upload_locked(int last);
   Error remove_if_wrong(Error e);
   Result<Committed> put_whole_locked(std::string_view body);
   Result<Committed> commit_stream_locked();
@@ -133,6 +144,15 @@ class Writer {
   std::string staging_dir_;
   std::uint64_t checked_until_ = 0;        // free space is known to suffice up to here
   std::uint64_t spool_checked_until_ = 0;  // the same for the spool (in parts_)
+  // A staged file's parts, by number: each is uploaded once the program has written all of it
+  // (a parallel downloader filling segments out of order keeps the link busy), and again at
+  // commit if it was written after that.
+  struct StagedPart {
+    std::map<std::uint64_t, std::uint64_t> written;  // start -> end, disjoint
+    bool shipped = false;
+    bool dirty = false;  // written after it was shipped
+  };
+  std::map<int, StagedPart> staged_parts_;
 };
 
 }  // namespace ossshim::upload
