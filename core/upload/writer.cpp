@@ -246,17 +246,12 @@ Status Writer::to_stage_locked() {
     fd_ = fd.value();
     checked_until_ = 0;
   }
-  if (opt_.base_size && *opt_.base_size) {
-    // The existing content, fetched once through the reader (the shared cache's read path).
-    std::uint64_t base = *opt_.base_size;
-    if (auto st = reserve(fd_, base, checked_until_); !st) return st;
-    std::vector<char> block(static_cast<std::size_t>(std::min<std::uint64_t>(base, 8ull << 20)));
-    for (std::uint64_t off = 0; off < base; off += block.size()) {
-      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(block.size(), base - off));
-      if (auto st = opt_.read_object(opt_.base_etag, base, block.data(), n, off); !st) return st;
-      if (::pwrite(fd_, block.data(), n, static_cast<off_t>(off)) != static_cast<ssize_t>(n))
-        return error(errno ? errno : EIO, "staging file: " + errno_text(errno));
-    }
+  if (opt_.base_size) {
+    // The existing content: fetched lazily (load_base_locked), copied server-side at commit.
+    base_ = Committed{*opt_.base_size, opt_.base_etag, 0};
+    copy_limit_ = *opt_.base_size;
+    base_loaded_.clear();
+    if (auto st = reserve(fd_, *opt_.base_size, checked_until_); !st) return st;
   }
   opt_.base_size.reset();
   if (!buf_.empty()) {
@@ -310,6 +305,7 @@ Result<std::size_t> Writer::write(const char* data, std::size_t len, std::uint64
     return len;
   }
   if (auto st = reserve(fd_, std::max(size_, off + len), checked_until_); !st) return fail(st.error());
+  if (auto st = load_base_locked(off, len, true); !st) return fail(st.error());
   std::size_t done = 0;
   while (done < len) {
     ssize_t n = ::pwrite(fd_, data + done, len - done, static_cast<off_t>(off + done));
@@ -360,6 +356,56 @@ Status Writer::note_staged_write_locked(std::uint64_t off, std::uint64_t len) {
   return ok_status();
 }
 
+// Makes the base's bytes present in the staging file for the parts [off, off+len) touches,
+// except (when `writing`) parts that write covers whole: those need nothing of the base.
+Status Writer::load_base_locked(std::uint64_t off, std::uint64_t len, bool writing) {
+  std::uint64_t first = off, last = off + len;  // the bytes being read or written
+  for (std::uint64_t at = off; base_ && at < std::min(last, copy_limit_);) {
+    PartSpan span = part_at(up_.config().part_size, at);
+    std::uint64_t from = span.start, to = std::min(span.start + span.size, copy_limit_);
+    at = span.start + span.size;
+    if (base_loaded_.count(span.number)) continue;
+    if (writing && first <= from && last >= to) {  // overwritten whole: nothing to keep
+      base_loaded_.insert(span.number);
+      continue;
+    }
+    std::vector<char> block(static_cast<std::size_t>(std::min<std::uint64_t>(to - from, 8ull << 20)));
+    for (std::uint64_t pos = from; pos < to; pos += block.size()) {
+      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(block.size(), to - pos));
+      if (auto st = opt_.read_object(base_->etag, base_->size, block.data(), n, pos); !st) return st;
+      if (!write_all(fd_, block.data(), n, pos))
+        return error(errno ? errno : EIO, "staging file: " + errno_text(errno));
+    }
+    base_loaded_.insert(span.number);
+  }
+  return ok_status();
+}
+
+// Queues an UploadPartCopy of the base's bytes [off, off+len) as part `number`.
+Status Writer::ship_copy_locked(int number, std::uint64_t off, std::uint64_t len) {
+  {
+    std::lock_guard lock(parts_->mu);
+    if (parts_->failure) return *parts_->failure;
+    ++parts_->pending;
+  }
+  auto job = [parts = parts_, &up = up_, bucket = opt_.bucket, key = opt_.key, id = upload_id_, number, off,
+              len, etag = base_->etag]() {
+    auto r = up.client().upload_part_copy(bucket, key, id, number, bucket, key, off, off + len - 1, etag);
+    std::lock_guard lock(parts->mu);
+    if (r) {
+      oss::UploadedPart p = r.value();
+      p.part_number = number;
+      p.size = len;
+      parts->done[number] = std::move(p);
+    } else if (!parts->failure) {
+      parts->failure = r.error();
+    }
+    if (--parts->pending == 0) parts->cv.notify_all();
+  };
+  up_.submit(0, std::move(job));  // no buffer: the server copies
+  return ok_status();
+}
+
 // After a staged truncation to `size`: parts past it are forgotten (left out at completion); the
 // part it now ends in changed if it was shipped, and its written intervals end at `size`.
 void Writer::note_staged_truncate_locked(std::uint64_t size) {
@@ -391,6 +437,7 @@ Result<std::size_t> Writer::read(char* out, std::size_t len, std::uint64_t off) 
   }
   if (off >= size_) return std::size_t{0};
   len = static_cast<std::size_t>(std::min<std::uint64_t>(len, size_ - off));
+  if (auto st = load_base_locked(off, len, false); !st) return st.error();
   ssize_t n = ::pread(fd_, out, len, static_cast<off_t>(off));
   if (n < 0) return error(errno, "staging file: " + errno_text(errno));
   return static_cast<std::size_t>(n);
@@ -415,6 +462,7 @@ Status Writer::truncate(std::uint64_t size) {
     if (auto st = reserve(fd_, size, checked_until_); !st) return st;
   if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
     return error(errno, "staging file: " + errno_text(errno));
+  copy_limit_ = std::min(copy_limit_, size);  // the base's bytes beyond are gone for good
   if (size < size_) note_staged_truncate_locked(size);
   size_ = size;
   return ok_status();
@@ -530,8 +578,10 @@ Result<Committed> Writer::finish_upload_locked(int last) {
   for (auto& [number, part] : parts_->done)
     if (number <= last) parts.push_back(part);
   std::uint64_t crc = 0, total = 0;
+  bool crc_known = true;  // a copied part's CRC64 is the server's to give
   for (const auto& p : parts) {
     crc = util::crc64_combine(crc, p.crc64.value_or(0), p.size);
+    crc_known = crc_known && p.crc64;
     total += p.size;
   }
   oss::WriteOptions wo;
@@ -549,7 +599,7 @@ Result<Committed> Writer::finish_upload_locked(int last) {
   }
   upload_id_.clear();
   parts_.reset();
-  if (r->crc64 && *r->crc64 != crc)
+  if (crc_known && r->crc64 && *r->crc64 != crc)
     return remove_if_wrong(
         error(EIO, "upload integrity: the completed object's CRC64 differs from the bytes written"));
   return Committed{total, r->etag, std::time(nullptr)};
@@ -609,6 +659,7 @@ Result<Committed> Writer::commit_stream_locked() {
 Result<Committed> Writer::commit_staged_locked() {
   std::uint64_t first = part_bytes(up_.config().part_size, 1);
   if (size_ <= first && upload_id_.empty()) {
+    if (auto st = load_base_locked(0, size_, false); !st) return st.error();
     std::string body(static_cast<std::size_t>(size_), '\0');
     if (size_ && ::pread(fd_, body.data(), body.size(), 0) != static_cast<ssize_t>(body.size()))
       return error(errno ? errno : EIO, "staging file: " + errno_text(errno));
@@ -622,12 +673,14 @@ Result<Committed> Writer::commit_staged_locked() {
     auto it = staged_parts_.find(span.number);
     bool current = it != staged_parts_.end() && it->second.shipped && !it->second.dirty;
     std::uint64_t n = std::min(span.size, size_ - off);
-    if (!current) {
+    if (!current && base_ && it == staged_parts_.end() && off + n <= copy_limit_) {
+      st = ship_copy_locked(span.number, off, n);  // never written: the stored bytes still hold
+    } else if (!current) {
+      st = load_base_locked(off, n, false);
       std::string body(static_cast<std::size_t>(n), '\0');
-      if (::pread(fd_, body.data(), body.size(), static_cast<off_t>(off)) != static_cast<ssize_t>(n))
+      if (st && ::pread(fd_, body.data(), body.size(), static_cast<off_t>(off)) != static_cast<ssize_t>(n))
         st = error(errno ? errno : EIO, "staging file: " + errno_text(errno));
-      else
-        st = ship_part_locked(std::move(body), off, span.number);
+      if (st) st = ship_part_locked(std::move(body), off, span.number);
     }
     last = span.number;
     off += n;
@@ -658,6 +711,9 @@ Result<std::optional<Committed>> Writer::commit() {
     // What was streamed is gone from memory: later changes start from the committed object.
     opt_.base_size = size_;
     opt_.base_etag = r->etag;
+  } else {
+    base_ = r.value();  // parts not in the staging file yet are fetched from (or copied) here
+    copy_limit_ = size_;
   }
   return std::optional<Committed>(r.value());
 }

@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -117,6 +118,8 @@ class Writer {
   void start_spool_locked();
   Status wait_parts_locked();
   Status note_staged_write_locked(std::uint64_t off, std::uint64_t len);
+  Status load_base_locked(std::uint64_t off, std::uint64_t len, bool writing);
+  Status ship_copy_locked(int number, std::uint64_t off, std::uint64_t len);
   void note_staged_truncate_locked(std::uint64_t size);
   Result<Committed> finish_upload_locked(int last);
   Error remove_if_wrong(Error e);
@@ -153,6 +156,13 @@ class Writer {
     bool dirty = false;  // written after it was shipped
   };
   std::map<int, StagedPart> staged_parts_;
+  // The stored version a staged file started from. Its bytes below copy_limit_ (the lowest the
+  // file was truncated to) are fetched into the staging file part by part, only when read or
+  // partly overwritten (base_loaded_); a part never written is copied server-side at commit
+  // (UploadPartCopy), so appending to a big object moves only the new bytes.
+  std::optional<Committed> base_;
+  std::uint64_t copy_limit_ = 0;
+  std::set<int> base_loaded_;
 };
 
 }  // namespace ossshim::upload
