@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <tuple>
 
 #include "util/crc64.hpp"
@@ -54,8 +55,27 @@ std::string read_small(const std::string& path) {
   return std::string((std::istreambuf_iterator<char>(in)), {});
 }
 
-void write_small(const std::string& path, const std::string& data) {
-  std::ofstream(path) << data;
+bool write_small(const std::string& path, const std::string& data) {
+  std::ofstream out(path);
+  out << data;
+  out.close();
+  return !out.fail();
+}
+
+Failure no_such_upload() {
+  return {404, "NoSuchUpload",
+          "The specified upload does not exist. The upload ID may be invalid, or the upload may have been "
+          "aborted or completed."};
+}
+
+// copy_file_range of len bytes from in at *in_off to the end of out.
+bool copy_range(int in, loff_t in_off, int out, std::uint64_t len) {
+  while (len > 0) {
+    ssize_t n = ::copy_file_range(in, &in_off, out, nullptr, len, 0);
+    if (n <= 0) return false;
+    len -= static_cast<std::uint64_t>(n);
+  }
+  return true;
 }
 
 // A directory marker object "dir/" made by PutObject is a directory holding this file, so it
@@ -212,14 +232,20 @@ std::optional<Failure> Store::head(const std::string& bucket, const std::string&
   return std::nullopt;
 }
 
-std::optional<Failure> Store::temp_file_for(const std::string& bucket, const std::string& key,
-                                            std::string& temp_path, int& fd) {
+std::optional<Failure> Store::temp_name_for(const std::string& bucket, const std::string& key,
+                                            std::string& temp_path) {
   std::string path;
   if (auto f = object_path(bucket, key, path)) return f;
   std::string dir = path.substr(0, path.rfind('/'));
   if (!mkdirs(dir))
     return Failure{409, "InvalidObjectName", "a key prefix of this object is an object: " + dir};
   temp_path = dir + "/" + kTempPrefix + random_hex(8);
+  return std::nullopt;
+}
+
+std::optional<Failure> Store::temp_file_for(const std::string& bucket, const std::string& key,
+                                            std::string& temp_path, int& fd) {
+  if (auto f = temp_name_for(bucket, key, temp_path)) return f;
   fd = ::open(temp_path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return internal("create " + temp_path);
   return std::nullopt;
@@ -227,8 +253,8 @@ std::optional<Failure> Store::temp_file_for(const std::string& bucket, const std
 
 std::optional<Failure> Store::commit(const std::string& bucket, const std::string& key,
                                      const std::string& temp_path, const std::string& etag,
-                                     const std::string& content_type, bool forbid_overwrite,
-                                     ObjectMeta& meta) {
+                                     std::uint64_t crc64, const std::string& content_type,
+                                     bool forbid_overwrite, ObjectMeta& meta) {
   std::string path;
   if (auto f = object_path(bucket, key, path)) return f;
   if (key.back() == '/') {
@@ -252,6 +278,7 @@ std::optional<Failure> Store::commit(const std::string& bucket, const std::strin
   Identity id{st.st_dev, st.st_ino, static_cast<std::uint64_t>(st.st_size),
               st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec};
   auto c = cached(id);
+  std::call_once(c->crc_once, [&] { c->crc64 = crc64; });  // known: nothing is read back
   {
     std::lock_guard lock(mu_);
     c->etag = etag;
@@ -355,6 +382,8 @@ std::string Store::initiate(const std::string& bucket, const std::string& key,
   write_small(dir + "/key", key);
   write_small(dir + "/content-type", content_type);
   write_small(dir + "/initiated", std::to_string(std::time(nullptr)));
+  std::lock_guard lock(uploads_mu_);
+  layouts_[dir];
   return id;
 }
 
@@ -364,9 +393,7 @@ std::optional<Failure> Store::upload_dir(const std::string& bucket, const std::s
   bool hex = !upload_id.empty() && upload_id.find_first_not_of("0123456789ABCDEF") == std::string::npos;
   dir = state_ + "/uploads/" + upload_id;
   if (!hex || read_small(dir + "/bucket") != bucket || read_small(dir + "/key") != key)
-    return Failure{404, "NoSuchUpload",
-                   "The specified upload does not exist. The upload ID may be invalid, or the upload may "
-                   "have been aborted or completed."};
+    return no_such_upload();
   return std::nullopt;
 }
 
@@ -377,46 +404,110 @@ std::optional<Failure> Store::part_temp(const std::string& dir, int part, std::s
   return std::nullopt;
 }
 
-std::optional<Failure> Store::commit_part(const std::string& dir, int part, const std::string& temp_path,
-                                          const std::string& etag, PartInfo& info) {
+std::optional<Failure> Store::part_target(const std::string& dir, int part, std::int64_t length,
+                                          PartTarget& t) {
+  if (length > 0) {
+    std::lock_guard lock(uploads_mu_);
+    auto it = layouts_.find(dir);
+    struct stat st;
+    // In place only where no committed version of the part can be damaged by a failing upload.
+    if (it != layouts_.end() && !it->second.completing && !it->second.writing.contains(part) &&
+        ::stat((dir + "/part-" + std::to_string(part) + ".meta").c_str(), &st) != 0) {
+      Layout& l = it->second;
+      if (l.part_size == 0) l.part_size = static_cast<std::uint64_t>(length);
+      if (static_cast<std::uint64_t>(length) <= l.part_size) {
+        int fd = ::open((dir + "/data").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+          l.writing.insert(part);
+          t.fd = fd;
+          t.temp_path.clear();
+          t.offset = static_cast<std::int64_t>(static_cast<std::uint64_t>(part - 1) * l.part_size);
+          return std::nullopt;
+        }
+      }
+    }
+  }
+  t.offset = -1;
+  return part_temp(dir, part, t.temp_path, t.fd);
+}
+
+void Store::release_part(const std::string& dir, int part, const PartTarget& t) {
+  if (t.offset < 0) return;
+  std::lock_guard lock(uploads_mu_);
+  if (auto it = layouts_.find(dir); it != layouts_.end()) it->second.writing.erase(part);
+}
+
+std::optional<Failure> Store::commit_part(const std::string& dir, int part, const PartTarget& t,
+                                          std::uint64_t size, const std::string& etag, std::uint64_t crc64,
+                                          PartInfo& info) {
   std::string base = dir + "/part-" + std::to_string(part);
-  int fd = ::open(temp_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return internal("open part");
+  std::lock_guard lock(uploads_mu_);
+  if (t.offset >= 0)
+    if (auto it = layouts_.find(dir); it != layouts_.end()) it->second.writing.erase(part);
   struct stat st;
-  ::fstat(fd, &st);
+  if (::stat(dir.c_str(), &st) != 0) return no_such_upload();  // aborted meanwhile
   info.number = part;
-  info.size = static_cast<std::uint64_t>(st.st_size);
-  info.crc64 = crc64_of_file(fd, info.size);
   info.etag = etag;
-  info.mtime = st.st_mtim.tv_sec;
-  ::close(fd);
-  write_small(base + ".meta", etag + "\n" + std::to_string(info.crc64) + "\n");
-  if (::rename(temp_path.c_str(), base.c_str()) != 0) return internal("rename part");
+  info.crc64 = crc64;
+  info.size = size;
+  info.offset = t.offset;
+  info.mtime = std::time(nullptr);
+  if (t.offset >= 0) {
+    ::unlink(base.c_str());  // an earlier version of the part in its own file
+  } else if (::rename(t.temp_path.c_str(), base.c_str()) != 0) {
+    return internal("rename part");
+  }
+  if (!write_small(base + ".meta", etag + "\n" + std::to_string(crc64) + "\n" + std::to_string(info.size) +
+                                       "\n" + std::to_string(info.offset) + "\n" +
+                                       std::to_string(info.mtime) + "\n"))
+    return internal("write part meta");
   return std::nullopt;
 }
 
 std::vector<PartInfo> Store::parts(const std::string& dir) {
+  std::lock_guard lock(uploads_mu_);
+  return parts_locked(dir);
+}
+
+std::vector<PartInfo> Store::parts_locked(const std::string& dir) {
   std::vector<PartInfo> out;
   DIR* d = ::opendir(dir.c_str());
   if (!d) return out;
   while (dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
-    if (!name.starts_with("part-") || name.ends_with(".meta")) continue;
+    if (!name.starts_with("part-") || !name.ends_with(".meta")) continue;
     PartInfo p;
     p.number = std::atoi(name.c_str() + 5);
-    struct stat st;
-    if (::stat((dir + "/" + name).c_str(), &st) != 0) continue;
-    p.size = static_cast<std::uint64_t>(st.st_size);
-    p.mtime = st.st_mtim.tv_sec;
-    std::string meta = read_small(dir + "/" + name + ".meta");
-    std::size_t nl = meta.find('\n');
-    p.etag = meta.substr(0, nl);
-    p.crc64 = std::strtoull(meta.c_str() + nl + 1, nullptr, 10);
+    std::istringstream meta(read_small(dir + "/" + name));
+    long long mtime = 0;
+    if (!(meta >> p.etag >> p.crc64 >> p.size >> p.offset >> mtime)) continue;
+    p.mtime = static_cast<std::time_t>(mtime);
     out.push_back(p);
   }
   ::closedir(d);
   std::sort(out.begin(), out.end(), [](const PartInfo& a, const PartInfo& b) { return a.number < b.number; });
   return out;
+}
+
+std::optional<Failure> Store::assemble(const std::string& bucket, const std::string& key,
+                                       const std::string& dir, const std::vector<const PartInfo*>& use,
+                                       std::string& temp) {
+  int out;
+  if (auto f = temp_file_for(bucket, key, temp, out)) return f;
+  for (const PartInfo* p : use) {
+    bool in_data = p->offset >= 0;
+    int in = ::open((dir + (in_data ? "/data" : "/part-" + std::to_string(p->number))).c_str(),
+                    O_RDONLY | O_CLOEXEC);
+    bool ok = in >= 0 && copy_range(in, in_data ? p->offset : 0, out, p->size);
+    if (in >= 0) ::close(in);
+    if (!ok) {
+      ::close(out);
+      ::unlink(temp.c_str());
+      return internal("assemble part " + std::to_string(p->number));
+    }
+  }
+  ::close(out);
+  return std::nullopt;
 }
 
 std::optional<Failure> Store::complete(const std::string& bucket, const std::string& key,
@@ -425,11 +516,11 @@ std::optional<Failure> Store::complete(const std::string& bucket, const std::str
                                        bool forbid_overwrite, ObjectMeta& meta) {
   std::string dir;
   if (auto f = upload_dir(bucket, key, upload_id, dir)) return f;
-  std::vector<PartInfo> have = parts(dir);
+  std::unique_lock lock(uploads_mu_);
+  std::vector<PartInfo> have = parts_locked(dir);
   std::vector<std::pair<int, std::string>> chosen = wanted;
   if (chosen.empty())  // x-oss-complete-all
     for (const auto& p : have) chosen.emplace_back(p.number, p.etag);
-  std::string md5s;
   std::vector<const PartInfo*> use;
   for (std::size_t i = 0; i < chosen.size(); ++i) {
     if (i > 0 && chosen[i].first <= chosen[i - 1].first)
@@ -450,36 +541,58 @@ std::optional<Failure> Store::complete(const std::string& bucket, const std::str
       return Failure{400, "EntityTooSmall",
                      "Your proposed upload is smaller than the minimum allowed size (part " +
                          std::to_string(use[i]->number) + ")."};
-  std::string temp;
-  int out;
-  if (auto f = temp_file_for(bucket, key, temp, out)) return f;
-  std::string ctype = read_small(dir + "/content-type");
-  for (const PartInfo* p : use) {
-    int in = ::open((dir + "/part-" + std::to_string(p->number)).c_str(), O_RDONLY | O_CLOEXEC);
-    std::uint64_t left = p->size;
-    while (in >= 0 && left > 0) {
-      ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, left, 0);
-      if (n <= 0) break;
-      left -= static_cast<std::uint64_t>(n);
-    }
-    if (in >= 0) ::close(in);
-    if (left != 0) {
-      ::close(out);
-      ::unlink(temp.c_str());
-      return internal("assemble part " + std::to_string(p->number));
-    }
-    std::string hexdigits = p->etag.substr(1, p->etag.size() - 2);
-    std::string raw;
-    for (std::size_t i = 0; i + 1 < hexdigits.size(); i += 2)
-      raw.push_back(static_cast<char>(std::stoi(hexdigits.substr(i, 2), nullptr, 16)));
-    md5s += raw;
+  // The data file is the object when it holds exactly parts 1..N in place, in order, and no
+  // in-place part after them (the truncate would cut it) nor a writer in flight.
+  auto layout = layouts_.find(dir);
+  bool in_place = layout != layouts_.end() && layout->second.writing.empty() && !layout->second.completing;
+  std::uint64_t part_size = in_place ? layout->second.part_size : 0, total = 0;
+  for (std::size_t i = 0; in_place && i < use.size(); ++i) {
+    const PartInfo& p = *use[i];
+    bool last = i + 1 == use.size();
+    in_place = p.number == static_cast<int>(i + 1) && p.offset == static_cast<std::int64_t>(i * part_size) &&
+               (last ? p.size <= part_size : p.size == part_size);
+    total += p.size;
   }
-  ::close(out);
+  for (const auto& p : have)
+    if (p.offset >= 0 && p.number > static_cast<int>(use.size())) in_place = false;
+  if (in_place) layout->second.completing = true;  // no new in-place writers
+  lock.unlock();
+
+  std::uint64_t crc = 0;
+  std::string md5s;
+  for (const PartInfo* p : use) {
+    crc = ossshim::util::crc64_combine(crc, p->crc64, p->size);
+    std::string hexdigits = p->etag.substr(1, p->etag.size() - 2);
+    for (std::size_t i = 0; i + 1 < hexdigits.size(); i += 2)
+      md5s.push_back(static_cast<char>(std::stoi(hexdigits.substr(i, 2), nullptr, 16)));
+  }
+  auto done_completing = [&] {
+    std::lock_guard relock(uploads_mu_);
+    if (auto it = layouts_.find(dir); it != layouts_.end()) it->second.completing = false;
+  };
+  std::string temp;
+  if (in_place) {
+    if (auto f = temp_name_for(bucket, key, temp)) {
+      done_completing();
+      return f;
+    }
+    if (::link((dir + "/data").c_str(), temp.c_str()) != 0 ||
+        ::truncate(temp.c_str(), static_cast<off_t>(total)) != 0) {
+      ::unlink(temp.c_str());
+      done_completing();
+      in_place = false;  // e.g. another file system: copy
+    }
+  }
+  if (!in_place)
+    if (auto f = assemble(bucket, key, dir, use, temp)) return f;
+  std::string ctype = read_small(dir + "/content-type");
   std::string etag =
       "\"" + ossshim::util::hex_upper(ossshim::util::md5(md5s)) + "-" + std::to_string(use.size()) + "\"";
-  if (auto f = commit(bucket, key, temp, etag, ctype.empty() ? "application/octet-stream" : ctype,
-                      forbid_overwrite, meta))
+  if (auto f = commit(bucket, key, temp, etag, crc, ctype.empty() ? "application/octet-stream" : ctype,
+                      forbid_overwrite, meta)) {
+    if (in_place) done_completing();
     return f;
+  }
   meta.object_type = "Multipart";
   abort(bucket, key, upload_id);
   return std::nullopt;
@@ -489,6 +602,8 @@ std::optional<Failure> Store::abort(const std::string& bucket, const std::string
                                     const std::string& upload_id) {
   std::string dir;
   if (auto f = upload_dir(bucket, key, upload_id, dir)) return f;
+  std::lock_guard lock(uploads_mu_);
+  layouts_.erase(dir);
   if (DIR* d = ::opendir(dir.c_str())) {
     while (dirent* e = ::readdir(d))
       if (e->d_name[0] != '.' || std::strlen(e->d_name) > 2) ::unlink((dir + "/" + e->d_name).c_str());

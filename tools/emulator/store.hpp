@@ -1,6 +1,12 @@
 // The emulator's object store: a directory tree ROOT/<bucket>/<key>, with object metadata (ETag,
-// CRC64, content type) computed lazily and cached by file identity, and multipart upload state under
-// ROOT/.oss-emulator/ (not a valid bucket name, so never listed).
+// CRC64, content type) cached by file identity (known from the upload, else computed lazily), and
+// multipart upload state under ROOT/.oss-emulator/ (not a valid bucket name, so never listed).
+//
+// Multipart parts of the common shape (parts 1..N of one size S, the last one no larger) are
+// written in place into one data file per upload, part n at (n-1)*S, so that completing such an
+// upload is a link and a truncate instead of copying every byte; any other part (another size, a
+// second version of a part, a part without Content-Length) goes to its own file and completion
+// copies.
 #pragma once
 
 #include <sys/types.h>
@@ -11,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -53,6 +60,15 @@ struct PartInfo {
   std::uint64_t size = 0;
   std::uint64_t crc64 = 0;
   std::time_t mtime = 0;
+  std::int64_t offset = -1;  // in the upload's data file; -1: in its own file part-N
+};
+
+// Where an UploadPart body is written: at `offset` of the upload's data file, or (offset -1) into
+// the temp file temp_path.
+struct PartTarget {
+  int fd = -1;
+  std::string temp_path;
+  std::int64_t offset = -1;
 };
 
 struct UploadInfo {
@@ -76,11 +92,12 @@ class Store {
   // Metadata of an existing object; NoSuchKey/NoSuchBucket otherwise.
   std::optional<Failure> head(const std::string& bucket, const std::string& key, ObjectMeta& meta);
 
-  // Moves a fully written temp file into place atomically; remembers its MD5-based ETag and type.
+  // Moves a fully written temp file into place atomically; remembers its MD5-based ETag, CRC64
+  // (of the bytes written, so that nothing is read back) and type.
   // With forbid_overwrite, an existing object is kept (409 FileAlreadyExists), atomically: of two
   // such commits racing for one key, one wins.
   std::optional<Failure> commit(const std::string& bucket, const std::string& key,
-                                const std::string& temp_path, const std::string& etag,
+                                const std::string& temp_path, const std::string& etag, std::uint64_t crc64,
                                 const std::string& content_type, bool forbid_overwrite, ObjectMeta& meta);
   // A temp file in the object's directory (so rename is atomic). Creates parent directories.
   std::optional<Failure> temp_file_for(const std::string& bucket, const std::string& key,
@@ -97,8 +114,14 @@ class Store {
   std::optional<Failure> upload_dir(const std::string& bucket, const std::string& key,
                                     const std::string& upload_id, std::string& dir);
   std::optional<Failure> part_temp(const std::string& dir, int part, std::string& temp_path, int& fd);
-  std::optional<Failure> commit_part(const std::string& dir, int part, const std::string& temp_path,
-                                     const std::string& etag, PartInfo& info);
+  // A target for an UploadPart body of `length` bytes (-1: unknown): in place when it fits the
+  // upload's layout, else part_temp. release_part gives up an in-place target that is not committed.
+  std::optional<Failure> part_target(const std::string& dir, int part, std::int64_t length, PartTarget& t);
+  void release_part(const std::string& dir, int part, const PartTarget& t);
+  // Records a fully written part of `size` bytes (its fd closed) with the ETag and CRC64 of its bytes.
+  std::optional<Failure> commit_part(const std::string& dir, int part, const PartTarget& t,
+                                     std::uint64_t size, const std::string& etag, std::uint64_t crc64,
+                                     PartInfo& info);
   std::vector<PartInfo> parts(const std::string& dir);
   std::optional<Failure> complete(const std::string& bucket, const std::string& key,
                                   const std::string& upload_id,
@@ -124,6 +147,21 @@ class Store {
     std::string content_type;
   };
   std::shared_ptr<Cached> cached(const Identity& id);
+  std::optional<Failure> temp_name_for(const std::string& bucket, const std::string& key,
+                                       std::string& temp_path);
+  std::vector<PartInfo> parts_locked(const std::string& dir);
+  std::optional<Failure> assemble(const std::string& bucket, const std::string& key, const std::string& dir,
+                                  const std::vector<const PartInfo*>& use, std::string& temp);
+
+  // In-place layout of an upload being received, by upload dir (lost on restart: then parts go to
+  // their own files).
+  struct Layout {
+    std::uint64_t part_size = 0;  // S, set by the first part with a body
+    std::set<int> writing;        // parts being written in place
+    bool completing = false;      // CompleteMultipartUpload is using the data file
+  };
+  std::mutex uploads_mu_;  // layouts_ and the part files and .meta files of every upload
+  std::map<std::string, Layout> layouts_;
 
   std::string root_;
   std::string state_;  // ROOT/.oss-emulator
