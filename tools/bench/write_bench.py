@@ -9,6 +9,8 @@ at a time, uncapped and then with the emulator's faults bandwidth=CAP&first_byte
 
   shim-dd    ossrun -- dd if=SRC of=/oss/bkt/bench/shim-dd bs=4M
   shim-cp    ossrun -- cp SRC /oss/bkt/bench/shim-cp
+  shim-cp-nospool  the same with OSSSHIM_SPOOL_WRITES=false: what the local copy of uploaded parts
+             (kept so that a program can turn back) costs
   shim-py    ossrun -- /usr/bin/python3 -c '...': open(DST.incomplete, 'wb') + shutil.copyfileobj with
              1 MiB buffers, then os.replace(DST.incomplete, DST) (a downloader's pattern); the
              write (up to and including close) and the rename are timed apart
@@ -60,8 +62,8 @@ MiB = 1 << 20
 BUCKET = "bkt"
 PYTHON = "/usr/bin/python3"
 
-ROWS = ["shim-dd", "shim-cp", "shim-py", "alioss-4", "alioss-16", "aws"]
-GROUPS = {"shim": ["shim-dd", "shim-cp", "shim-py"], "baseline": ["alioss-4", "alioss-16", "aws"],
+ROWS = ["shim-dd", "shim-cp", "shim-cp-nospool", "shim-py", "alioss-4", "alioss-16", "aws"]
+GROUPS = {"shim": ["shim-dd", "shim-cp", "shim-cp-nospool", "shim-py"], "baseline": ["alioss-4", "alioss-16", "aws"],
           "alioss": ["alioss-4", "alioss-16"], "all": ROWS}
 BASELINES = set(GROUPS["baseline"])
 
@@ -278,7 +280,7 @@ class Bench:
         """Wall seconds of a no-op run of each client (not subtracted from anything: context for small sizes)."""
         cases = []
         rows = self.a.rows
-        if any(n in rows for n in ("shim-dd", "shim-cp")):
+        if any(n in rows for n in ("shim-dd", "shim-cp", "shim-cp-nospool")):
             cases.append(("ossrun -- true", [self.ossrun, "--", "true"], self.shim_env))
         if "shim-py" in rows:
             cases.append(("ossrun -- python3 -c pass", [self.ossrun, "--", PYTHON, "-c", "pass"], self.shim_env))
@@ -312,6 +314,8 @@ class Bench:
             return shim + ["dd", f"if={self.src}", f"of={dst}", "bs=4M"], self.shim_env, key
         if name == "shim-cp":
             return shim + ["cp", self.src, dst], self.shim_env, key
+        if name == "shim-cp-nospool":
+            return shim + ["cp", self.src, dst], dict(self.shim_env, OSSSHIM_SPOOL_WRITES="false"), key
         if name == "shim-py":
             return shim + [PYTHON, "-c", PY_WRITER, self.src, dst], self.shim_env, key
         if name.startswith("alioss-"):
