@@ -108,6 +108,26 @@ struct Writer::Parts {
   ~Parts() {
     if (spool_fd >= 0) ::close(spool_fd);
   }
+  // Before a part's job is queued: the first failure, once a part has failed.
+  std::optional<Error> begin() {
+    std::lock_guard lock(mu);
+    if (!failure) ++pending;
+    return failure;
+  }
+  // A job's outcome for part `number` of `size` bytes (`crc`: of the bytes the job sent).
+  void finish(int number, Result<oss::UploadedPart> r, std::uint64_t size, std::optional<std::uint64_t> crc) {
+    std::lock_guard lock(mu);
+    if (r) {
+      oss::UploadedPart p = r.value();
+      p.part_number = number;
+      p.size = size;
+      if (crc) p.crc64 = crc;
+      done[number] = std::move(p);
+    } else if (!failure) {
+      failure = r.error();
+    }
+    if (--pending == 0) cv.notify_all();
+  }
   void drop_spool_locked(const std::string& display, std::string why) {
     if (spool_fd < 0) return;
     ::close(spool_fd);
@@ -383,24 +403,11 @@ Status Writer::load_base_locked(std::uint64_t off, std::uint64_t len, bool writi
 
 // Queues an UploadPartCopy of the base's bytes [off, off+len) as part `number`.
 Status Writer::ship_copy_locked(int number, std::uint64_t off, std::uint64_t len) {
-  {
-    std::lock_guard lock(parts_->mu);
-    if (parts_->failure) return *parts_->failure;
-    ++parts_->pending;
-  }
+  if (auto failure = parts_->begin()) return *failure;
   auto job = [parts = parts_, &up = up_, bucket = opt_.bucket, key = opt_.key, id = upload_id_, number, off,
               len, etag = base_->etag]() {
     auto r = up.client().upload_part_copy(bucket, key, id, number, bucket, key, off, off + len - 1, etag);
-    std::lock_guard lock(parts->mu);
-    if (r) {
-      oss::UploadedPart p = r.value();
-      p.part_number = number;
-      p.size = len;
-      parts->done[number] = std::move(p);
-    } else if (!parts->failure) {
-      parts->failure = r.error();
-    }
-    if (--parts->pending == 0) parts->cv.notify_all();
+    parts->finish(number, std::move(r), len, std::nullopt);  // its CRC64 is the server's to say
   };
   up_.submit(0, std::move(job));  // no buffer: the server copies
   return ok_status();
@@ -520,11 +527,7 @@ Status Writer::ship_part_locked(std::string body, std::uint64_t offset, int numb
   if (number > kMaxParts)
     return error(EFBIG, "more than 10,000 parts: raise OSSSHIM_PART_SIZE (now " +
                             util::format_size(up_.config().part_size) + ")");
-  {
-    std::lock_guard lock(parts_->mu);
-    if (parts_->failure) return *parts_->failure;  // fail the write as soon as a part failed
-    ++parts_->pending;
-  }
+  if (auto failure = parts_->begin()) return *failure;  // fail the write as soon as a part failed
   std::uint64_t bytes = body.size();
   {
     std::lock_guard lock(parts_->spool_mu);
@@ -544,17 +547,7 @@ Status Writer::ship_part_locked(std::string body, std::uint64_t offset, int numb
     std::uint64_t n = body.size();
     std::string().swap(body);  // release the buffer before waiting on the lock
     up.done(n);
-    std::lock_guard lock(parts->mu);
-    if (r) {
-      oss::UploadedPart p = r.value();
-      p.part_number = number;
-      p.size = n;
-      p.crc64 = crc;
-      parts->done[number] = std::move(p);
-    } else if (!parts->failure) {
-      parts->failure = r.error();
-    }
-    if (--parts->pending == 0) parts->cv.notify_all();
+    parts->finish(number, std::move(r), n, crc);
   };
   up_.submit(bytes, std::move(job));
   return ok_status();
