@@ -108,6 +108,12 @@ struct Writer::Parts {
   ~Parts() {
     if (spool_fd >= 0) ::close(spool_fd);
   }
+  // Waits until no job is running; then the first failure, if a part failed.
+  std::optional<Error> wait() {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return pending == 0; });
+    return failure;
+  }
   // Before a part's job is queued: the first failure, once a part has failed.
   std::optional<Error> begin() {
     std::lock_guard lock(mu);
@@ -182,11 +188,6 @@ Error Writer::error(int err, const std::string& message) const {
 std::uint64_t Writer::size() {
   std::lock_guard lock(mu_);
   return size_;
-}
-
-bool Writer::staged() {
-  std::lock_guard lock(mu_);
-  return fd_ >= 0;
 }
 
 // An unlinked file in the staging directory: where every non-streaming pattern goes, and the spool.
@@ -276,8 +277,7 @@ Status Writer::to_stage_locked() {
   opt_.base_size.reset();
   if (!buf_.empty()) {
     if (auto st = reserve(fd_, size_, checked_until_); !st) return st;
-    if (::pwrite(fd_, buf_.data(), buf_.size(), static_cast<off_t>(start)) !=
-        static_cast<ssize_t>(buf_.size()))
+    if (!write_all(fd_, buf_.data(), buf_.size(), start))
       return error(errno ? errno : EIO, "staging file: " + errno_text(errno));
     std::string().swap(buf_);
   }
@@ -362,13 +362,11 @@ Status Writer::note_staged_write_locked(std::uint64_t off, std::uint64_t len) {
       }
       part.written.emplace(from, to);
       if (from == span.start && to == span.start + span.size) {
-        std::string body(static_cast<std::size_t>(span.size), '\0');
-        if (::pread(fd_, body.data(), body.size(), static_cast<off_t>(span.start)) !=
-            static_cast<ssize_t>(body.size()))
-          return error(errno ? errno : EIO, "staging file: " + errno_text(errno));
+        auto body = read_staged_locked(span.start, span.size);
+        if (!body) return body.error();
         part.shipped = true;
         part.written.clear();
-        if (auto st = ship_part_locked(std::move(body), span.start, span.number); !st) return st;
+        if (auto st = ship_part_locked(std::move(body.value()), span.start, span.number); !st) return st;
       }
     }
     off = stop;
@@ -554,10 +552,17 @@ Status Writer::ship_part_locked(std::string body, std::uint64_t offset, int numb
 }
 
 Status Writer::wait_parts_locked() {
-  std::unique_lock lock(parts_->mu);
-  parts_->cv.wait(lock, [&] { return parts_->pending == 0; });
-  if (parts_->failure) return *parts_->failure;
+  if (auto failure = parts_->wait()) return *failure;
   return ok_status();
+}
+
+// The staging file's bytes [off, off+len), the base's included (fetched if not there yet).
+Result<std::string> Writer::read_staged_locked(std::uint64_t off, std::uint64_t len) {
+  if (auto st = load_base_locked(off, len, false); !st) return st.error();
+  std::string body(static_cast<std::size_t>(len), '\0');
+  if (len && ::pread(fd_, body.data(), body.size(), static_cast<off_t>(off)) != static_cast<ssize_t>(len))
+    return error(errno ? errno : EIO, "staging file: " + errno_text(errno));
+  return body;
 }
 
 // Completes the upload with parts 1..last (parts uploaded beyond a truncation are left out, and
@@ -600,11 +605,8 @@ Result<Committed> Writer::finish_upload_locked(int last) {
 
 void Writer::abort_upload_locked() {
   if (upload_id_.empty()) return;
-  if (parts_) {
-    std::unique_lock lock(parts_->mu);
-    parts_->cv.wait(lock, [&] { return parts_->pending == 0; });
-  }
-  staged_parts_.clear();  // shipped parts are gone with the upload
+  if (parts_) parts_->wait();  // no job may still be sending into the upload
+  staged_parts_.clear();       // shipped parts are gone with the upload
   auto st = up_.client().abort_multipart(opt_.bucket, opt_.key, upload_id_);
   if (!st)
     log::warn(opt_.display + ": could not abort multipart upload " + upload_id_ + " (" +
@@ -652,11 +654,9 @@ Result<Committed> Writer::commit_stream_locked() {
 Result<Committed> Writer::commit_staged_locked() {
   std::uint64_t first = part_bytes(up_.config().part_size, 1);
   if (size_ <= first && upload_id_.empty()) {
-    if (auto st = load_base_locked(0, size_, false); !st) return st.error();
-    std::string body(static_cast<std::size_t>(size_), '\0');
-    if (size_ && ::pread(fd_, body.data(), body.size(), 0) != static_cast<ssize_t>(body.size()))
-      return error(errno ? errno : EIO, "staging file: " + errno_text(errno));
-    return put_whole_locked(body);
+    auto body = read_staged_locked(0, size_);
+    if (!body) return body.error();
+    return put_whole_locked(body.value());
   }
   // Parts shipped early finish first: a part uploaded again must replace them, not race them.
   Status st = upload_id_.empty() ? start_upload_locked() : wait_parts_locked();
@@ -669,11 +669,8 @@ Result<Committed> Writer::commit_staged_locked() {
     if (!current && base_ && it == staged_parts_.end() && off + n <= copy_limit_) {
       st = ship_copy_locked(span.number, off, n);  // never written: the stored bytes still hold
     } else if (!current) {
-      st = load_base_locked(off, n, false);
-      std::string body(static_cast<std::size_t>(n), '\0');
-      if (st && ::pread(fd_, body.data(), body.size(), static_cast<off_t>(off)) != static_cast<ssize_t>(n))
-        st = error(errno ? errno : EIO, "staging file: " + errno_text(errno));
-      if (st) st = ship_part_locked(std::move(body), off, span.number);
+      auto body = read_staged_locked(off, n);
+      st = body ? ship_part_locked(std::move(body.value()), off, span.number) : Status(body.error());
     }
     last = span.number;
     off += n;

@@ -102,7 +102,6 @@ class Writer {
   Result<std::optional<Committed>> commit();
   // In a forked child: the upload belongs to the parent; never commit or abort it from here.
   void abandon();
-  bool staged();
 
  private:
   struct Parts;  // the parts of one multipart upload, shared with its jobs
@@ -117,6 +116,7 @@ class Writer {
   Status start_upload_locked();
   void start_spool_locked();
   Status wait_parts_locked();
+  Result<std::string> read_staged_locked(std::uint64_t off, std::uint64_t len);
   Status note_staged_write_locked(std::uint64_t off, std::uint64_t len);
   Status load_base_locked(std::uint64_t off, std::uint64_t len, bool writing);
   Status ship_copy_locked(int number, std::uint64_t off, std::uint64_t len);
