@@ -71,27 +71,38 @@ void identity_hash(std::string_view data, std::uint8_t out[16]) {
 
 namespace {
 
-// Field 22 of /proc/PID/stat: the start time in clock ticks since boot; 0 when unreadable.
-std::uint64_t start_time_of(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return 0;
-  auto paren = line.rfind(')');
-  if (paren == std::string::npos) return 0;
-  std::size_t pos = paren + 2;  // field 3 starts here
-  for (int field = 3; field < 22; ++field) {
-    pos = line.find(' ', pos);
-    if (pos == std::string::npos) return 0;
-    ++pos;
-  }
-  return std::strtoull(line.c_str() + pos, nullptr, 10);
+std::uint64_t monotonic_ms() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000 + static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
 }
 
-bool process_alive(pid_t pid, std::uint64_t start) {
-  if (pid <= 0) return false;
-  if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
-  std::uint64_t now = start_time_of(pid);
-  return now == 0 || now == start;  // unreadable /proc: trust kill()
+// Liveness is a kernel-held lock, not a pid: byte `slot` of the `procs` file is OFD-write-locked by
+// the process in that slot. The kernel releases it when the process exits (before it is reaped, so a
+// zombie is dead), and OFD locks ignore pids, so it holds across PID namespaces and containers.
+struct flock slot_lock(short type, std::uint32_t slot) {
+  struct flock l {};
+  l.l_type = type;
+  l.l_whence = SEEK_SET;
+  l.l_start = static_cast<off_t>(slot);
+  l.l_len = 1;
+  return l;
+}
+bool try_hold_slot(int procs_fd, std::uint32_t slot) {
+  struct flock l = slot_lock(F_WRLCK, slot);
+  return ::fcntl(procs_fd, F_OFD_SETLK, &l) == 0;
+}
+void release_slot(int procs_fd, std::uint32_t slot) {
+  struct flock l = slot_lock(F_UNLCK, slot);
+  ::fcntl(procs_fd, F_OFD_SETLK, &l);
+}
+bool slot_held_by_other(int procs_fd, std::uint32_t slot) {
+  struct flock l = slot_lock(F_WRLCK, slot);
+  if (::fcntl(procs_fd, F_OFD_GETLK, &l) != 0) return true;  // cannot tell: never take over a live one
+  return l.l_type != F_UNLCK;
+}
+int open_procs(const std::string& dir) {
+  return ::open((dir + "/procs").c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 }
 
 void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected, int ms) {
@@ -209,7 +220,7 @@ void remove_contents(const std::string& dir) {
   if (!d) return;
   while (dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
-    if (name == "." || name == ".." || name == "lock") continue;
+    if (name == "." || name == ".." || name == "lock" || name == "procs") continue;
     ::unlink((dir + "/" + name).c_str());
   }
   ::closedir(d);
@@ -229,7 +240,7 @@ struct DirLock {
 }  // namespace
 
 Object::~Object() {
-  if (data) ::munmap(data, static_cast<std::size_t>(key.size));
+  if (data) ::munmap(const_cast<char*>(data), static_cast<std::size_t>(key.size));
   if (fd >= 0) ::close(fd);
 }
 
@@ -308,11 +319,15 @@ Result<std::unique_ptr<Cache>> Cache::attach(const Config& config) {
   c->dir_ = dir;
   c->chunk_size_ = config.chunk_size;
   c->persist_ = config.cache_persist;
+  c->lease_ms_ = config.fetch_lease_ms;
   identity_hash(config.endpoint, c->endpoint_id_);
 
   DirLock lock(dir);
   if (lock.fd < 0)
     return cache_error(dir + "/lock", errno, "cannot open the cache lock: " + errno_text(errno));
+  c->procs_fd_ = open_procs(dir);
+  if (c->procs_fd_ < 0)
+    return cache_error(dir + "/procs", errno, "cannot open the cache's liveness file: " + errno_text(errno));
   std::string control = dir + "/control";
   int fd = ::open(control.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
   if (fd >= 0) {
@@ -434,6 +449,7 @@ Result<std::unique_ptr<Cache>> Cache::inspect(const Config& config) {
   c->header_ = static_cast<Header*>(m);
   c->map_bytes_ = static_cast<std::size_t>(st.st_size);
   c->read_only_ = true;
+  c->procs_fd_ = open_procs(dir);
   std::string why = invalid_header(*c->header_, st.st_size, config.chunk_size);
   if (!why.empty()) return cache_error(control, EINVAL, "inconsistent control file: " + why);
   return c;
@@ -442,13 +458,14 @@ Result<std::unique_ptr<Cache>> Cache::inspect(const Config& config) {
 Cache::~Cache() {
   detach();
   if (header_) ::munmap(header_, map_bytes_);
+  if (procs_fd_ >= 0) ::close(procs_fd_);
 }
 
 Status Cache::register_process_locked() {
   ProcessEntry* p = processes();
   pid_t self = static_cast<pid_t>(::getpid());
   for (std::uint32_t i = 0; i < kProcessCapacity; ++i) {
-    if (p[i].pid != 0 && alive_locked(i)) continue;
+    if (!try_hold_slot(procs_fd_, i)) continue;  // a live process holds it
     // A free slot, or a dead process's: take back whatever it left.
     ChunkEntry* c = chunks();
     for (std::uint32_t k = 0; k < header_->chunk_capacity; ++k) {
@@ -458,7 +475,7 @@ Status Cache::register_process_locked() {
     PinEntry* pin = pins();
     for (std::uint32_t k = 0; k < kPinCapacity; ++k)
       if (pin[k].used && pin[k].process == i) pin[k].used = 0;
-    p[i].start_time = start_time_of(self);
+    p[i].progress_ms = monotonic_ms();
     p[i].pid = self;
     process_ = i;
     return ok_status();
@@ -468,11 +485,18 @@ Status Cache::register_process_locked() {
 
 bool Cache::alive_locked(std::uint32_t process) const {
   if (process >= kProcessCapacity) return false;
-  const ProcessEntry& p = processes()[process];
-  pid_t pid = p.pid.load();
-  if (pid == 0) return false;
   if (process == process_ && !read_only_) return true;
-  return process_alive(pid, p.start_time);
+  return slot_held_by_other(procs_fd_, process);
+}
+
+bool Cache::stalled_locked(std::uint32_t process, const layout::ChunkEntry& c) const {
+  std::uint64_t last = std::max(processes()[process].progress_ms.load(), c.since_ms);
+  return monotonic_ms() > last + lease_ms_;
+}
+
+void Cache::progress() {
+  if (header_ && !read_only_)
+    processes()[process_].progress_ms.store(monotonic_ms(), std::memory_order_relaxed);
 }
 
 std::uint64_t Cache::chunk_bytes(const Object& o, std::uint64_t index) const {
@@ -600,14 +624,18 @@ void Cache::repair_locked() {
 }
 
 void Cache::drop_locked(layout::ChunkEntry& c, bool punch) {
+  // Invalidate, then punch: a reader validates (seq) after copying, so one that copied punched
+  // zeros sees the new seq and copies again. Nobody maps a dropped chunk: mapped chunks are pinned.
   std::uint32_t s = c.state.load();
   ObjectEntry& o = objects()[c.object];
+  std::uint64_t at = c.index * chunk_size_, bytes = c.bytes;
+  c.seq.fetch_add(1, std::memory_order_seq_cst);
+  c.state.store(kTomb, std::memory_order_seq_cst);
   if (punch) {
-    // Give the memory back. Nobody maps a dropped chunk: mapped chunks are pinned.
     int fd = data_fd_locked(c.object);
     if (fd >= 0) {
-      ::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(c.index * chunk_size_),
-                  static_cast<off_t>(c.bytes));
+      ::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(at),
+                  static_cast<off_t>(bytes));
       ::close(fd);
     }
   }
@@ -617,8 +645,6 @@ void Cache::drop_locked(layout::ChunkEntry& c, bool punch) {
     o.ready_bytes -= std::min(o.ready_bytes, c.bytes);
   }
   header_->used_bytes -= std::min(header_->used_bytes, round_page(c.bytes));
-  c.seq.fetch_add(1);
-  c.state.store(kTomb);
   --header_->chunk_count;
   ++header_->chunk_tombs;
   futex_wake(&c.state);
@@ -673,7 +699,8 @@ Result<std::shared_ptr<Object>> Cache::object(const ObjectKey& key) {
       continue;
     }
     const ObjectEntry& slot = objects()[h->slot];
-    if (slot.used == 1 && slot.generation == h->generation && std::memcmp(slot.id, id, sizeof id) == 0)
+    if (slot.used == 1 && slot.generation == h->generation && slot.data_inode == h->inode &&
+        std::memcmp(slot.id, id, sizeof id) == 0)
       return h;
     ++it;
   }
@@ -730,7 +757,8 @@ Result<std::shared_ptr<Object>> Cache::object(const ObjectKey& key) {
     e.size = key.size;
     e.crc64 = 0;
     e.has_crc = 0;
-    e.chunk_entries = e.ready_chunks = e.crc_verified = 0;
+    e.chunk_entries = e.ready_chunks = e.crc_verified = e.crc_failed = 0;
+    e.data_inode = 0;
     e.origin_bytes = 0;
     e.served_bytes = 0;
     e.ready_bytes = e.unique_bytes = 0;
@@ -747,16 +775,28 @@ Result<std::shared_ptr<Object>> Cache::object(const ObjectKey& key) {
   if (handle->fd < 0)
     return cache_error(path, errno, "cannot open the object's cache file: " + errno_text(errno));
   struct stat st;
-  if (::fstat(handle->fd, &st) != 0 || static_cast<std::uint64_t>(st.st_size) != key.size) {
-    if (::ftruncate(handle->fd, static_cast<off_t>(key.size)) != 0)
-      return cache_error(path, errno, "cannot size the object's cache file: " + errno_text(errno));
+  if (::fstat(handle->fd, &st) != 0)
+    return cache_error(path, errno, "cannot inspect the object's cache file: " + errno_text(errno));
+  bool resized = static_cast<std::uint64_t>(st.st_size) != key.size;
+  if (resized && ::ftruncate(handle->fd, static_cast<off_t>(key.size)) != 0)
+    return cache_error(path, errno, "cannot size the object's cache file: " + errno_text(errno));
+  // The chunks the table lists are only in the file it recorded: a data file deleted, replaced or
+  // truncated behind the table's back (a tmp cleaner, a user's rm) loses them, never serves zeros.
+  handle->inode = static_cast<std::uint64_t>(st.st_ino);
+  if (e.data_inode != handle->inode || resized) {
+    if (e.data_inode != 0 && e.chunk_entries != 0)
+      log::warn("cache " + dir_ + ": the data file of " + key.display +
+                " was removed or truncated behind the cache's back; dropping its cached chunks (they are "
+                "fetched again)");
+    for (std::uint64_t i = 0; i < handle->chunks && e.chunk_entries; ++i)
+      if (ChunkEntry* k = find_locked(*found, e.generation, i)) drop_locked(*k, false);
+    e.data_inode = handle->inode;
   }
   if (key.size > 0) {
-    void* m = ::mmap(nullptr, static_cast<std::size_t>(key.size), PROT_READ | PROT_WRITE, MAP_SHARED,
-                     handle->fd, 0);
+    void* m = ::mmap(nullptr, static_cast<std::size_t>(key.size), PROT_READ, MAP_SHARED, handle->fd, 0);
     if (m == MAP_FAILED)
       return cache_error(path, errno, "cannot map the object's cache file: " + errno_text(errno));
-    handle->data = static_cast<char*>(m);
+    handle->data = static_cast<const char*>(m);
   }
   handles_.push_back(handle);
   return handle;
@@ -768,6 +808,8 @@ Claim Cache::claim(Object& o, std::uint64_t index, ChunkRef& ref) {
     Lock locked(*this);
     ObjectEntry& e = objects()[o.slot];
     if (e.used != 1 || e.generation != o.generation) return Claim::uncached;  // forgotten meanwhile
+    if (e.crc_failed) return Claim::damaged;
+    if (e.data_inode != o.inode) return Claim::uncached;  // our file is no longer the table's
     if (ChunkEntry* c = find_locked(o.slot, o.generation, index)) {
       std::uint32_t s = c->state.load();
       if (s != kReady) return Claim::busy;
@@ -782,7 +824,10 @@ Claim Cache::claim(Object& o, std::uint64_t index, ChunkRef& ref) {
     if (!c) return Claim::uncached;
     c->bytes = bytes;
     c->crc64 = 0;
+    c->ticket = ++header_->clock;
+    c->since_ms = monotonic_ms();
     c->state.store(kFetching | process_);
+    ref.ticket = c->ticket;
     ++e.chunk_entries;
     header_->used_bytes += round_page(bytes);
   }
@@ -797,9 +842,29 @@ Claim Cache::claim(Object& o, std::uint64_t index, ChunkRef& ref) {
                  ": " + errno_text(err) +
                  "; reading past the cache instead (slower, every process fetches its own copy); " +
                  kSpaceAdvice);
-    abandon(o, index);
+    abandon(o, index, ref);
     return Claim::uncached;
   }
+  return Claim::claimed;
+}
+
+Claim Cache::take_over_locked(Object& o, std::uint64_t index, layout::ChunkEntry& c, ChunkRef& ref,
+                              const char* why) {
+  // A new claim: the old fetcher's complete/abandon (ticket) no longer count. Its late bytes, if
+  // it ever resumes, are this version's same bytes (every GET is pinned to the ETag); a resumed
+  // fetcher whose bytes' CRC differs from the chunk's drops the chunk (complete()).
+  std::uint32_t owner = c.state.load() & ~kFetching;
+  c.state.store(kFetching | process_);
+  c.ticket = ++header_->clock;
+  c.since_ms = monotonic_ms();
+  c.seq.fetch_add(1);
+  ref.ticket = c.ticket;
+  header_->counters.takeovers++;
+  header_->counters.requests++;
+  header_->counters.inflight_requests++;
+  log::warn("cache " + dir_ + ": took over chunk " + std::to_string(index) + " of " + o.key.display +
+            " from process slot " + std::to_string(owner) + " (pid " +
+            std::to_string(processes()[owner].pid) + " in its namespace), which " + why);
   return Claim::claimed;
 }
 
@@ -811,6 +876,7 @@ Claim Cache::wait(Object& o, std::uint64_t index, ChunkRef& ref) {
       Lock locked(*this);
       ObjectEntry& e = objects()[o.slot];
       if (e.used != 1 || e.generation != o.generation) return Claim::uncached;
+      if (e.crc_failed) return Claim::damaged;
       ChunkEntry* c = find_locked(o.slot, o.generation, index);
       if (c) {
         seen = c->state.load();
@@ -821,16 +887,13 @@ Claim Cache::wait(Object& o, std::uint64_t index, ChunkRef& ref) {
           return Claim::ready;
         }
         std::uint32_t owner = seen & ~kFetching;
-        if (owner != process_ && !alive_locked(owner)) {
-          // Its fetcher died: take the chunk over (the bytes it wrote are the same version's).
-          c->state.store(kFetching | process_);
-          c->seq.fetch_add(1);
-          header_->counters.takeovers++;
-          header_->counters.requests++;
-          header_->counters.inflight_requests++;
-          log::info("cache: took over chunk " + std::to_string(index) + " of " + o.key.display +
-                    " from a process that died while fetching it");
-          return Claim::claimed;
+        if (owner != process_) {
+          if (!alive_locked(owner)) return take_over_locked(o, index, *c, ref, "has exited");
+          if (stalled_locked(owner, *c))
+            return take_over_locked(
+                o, index, *c, ref,
+                ("made no progress for " + std::to_string(lease_ms_ / 1000) + " s (stopped or stuck)")
+                    .c_str());
         }
         word = &c->state;
       }
@@ -844,13 +907,23 @@ Claim Cache::wait(Object& o, std::uint64_t index, ChunkRef& ref) {
   }
 }
 
-Status Cache::complete(Object& o, std::uint64_t index, std::uint64_t crc) {
+Status Cache::complete(Object& o, std::uint64_t index, const ChunkRef& claim, std::uint64_t crc) {
   header_->counters.inflight_requests--;
   std::optional<Error> mismatch;
   {
     Lock locked(*this);
     ChunkEntry* c = find_locked(o.slot, o.generation, index);
-    if (!c || c->state.load() != (kFetching | process_)) return ok_status();  // taken from us meanwhile
+    if (!c) return ok_status();
+    if (c->state.load() != (kFetching | process_) || c->ticket != claim.ticket) {
+      // Superseded (taken over while we were stalled). If the chunk is ready and our bytes, which
+      // went into the same file, differ from the ones it was verified with, it can't be trusted.
+      if (c->state.load() == kReady && c->crc64 != crc) {
+        log::warn("cache " + dir_ + ": a superseded fetch of chunk " + std::to_string(index) + " of " +
+                  o.key.display + " received different bytes; dropping the chunk");
+        drop_locked(*c, true);
+      }
+      return ok_status();
+    }
     ObjectEntry& e = objects()[o.slot];
     c->crc64 = crc;
     c->stamp = ++header_->clock;
@@ -881,13 +954,17 @@ Status Cache::complete(Object& o, std::uint64_t index, std::uint64_t crc) {
         e.crc_verified = 1;
         header_->counters.crc_checked++;
       } else if (complete_set) {
+        // Sticky: every later read of this version fails too, in every process (a reopen after
+        // the object changes is a new version).
         header_->counters.crc_mismatches++;
+        e.crc_failed = 1;
         for (std::uint64_t i = 0; i < o.chunks; ++i)
           if (ChunkEntry* k = find_locked(o.slot, o.generation, i)) drop_locked(*k, true);
         Error err = cache_error(o.key.display, EIO,
                                 "CRC64 of the bytes received (" + std::to_string(whole) +
                                     ") differs from the server's x-oss-hash-crc64ecma (" +
-                                    std::to_string(e.crc64.load()) + "); the cached copy was dropped");
+                                    std::to_string(e.crc64.load()) +
+                                    "); the cached copy was dropped and this version's reads fail");
         err.op = "GetObject";
         mismatch = err;
       }
@@ -897,11 +974,11 @@ Status Cache::complete(Object& o, std::uint64_t index, std::uint64_t crc) {
   return ok_status();
 }
 
-void Cache::abandon(Object& o, std::uint64_t index) {
+void Cache::abandon(Object& o, std::uint64_t index, const ChunkRef& claim) {
   header_->counters.inflight_requests--;
   Lock locked(*this);
   ChunkEntry* c = find_locked(o.slot, o.generation, index);
-  if (c && c->state.load() == (kFetching | process_)) drop_locked(*c, true);
+  if (c && c->state.load() == (kFetching | process_) && c->ticket == claim.ticket) drop_locked(*c, true);
 }
 
 bool Cache::still_valid(const ChunkRef& ref) const {
@@ -1057,9 +1134,13 @@ Status Cache::clear(const Config& config) {
 
 void Cache::after_fork_child(std::vector<std::uint32_t>& inherited) {
   new (&objects_mu_) std::mutex;
+  // Our copy of the parent's `procs` descriptor shares its lock: were we to keep it, the parent
+  // would look alive after its death for as long as we live. Take a slot of our own instead.
+  if (procs_fd_ >= 0) ::close(procs_fd_);
+  procs_fd_ = open_procs(dir_);
   Lock locked(*this);
   std::uint32_t parent = process_;
-  if (!register_process_locked()) return;
+  if (procs_fd_ < 0 || !register_process_locked()) return;
   PinEntry* pin = pins();
   for (auto& slot : inherited) {
     for (std::uint32_t k = 0; k < kPinCapacity; ++k) {
@@ -1088,6 +1169,7 @@ void Cache::detach() {
     for (std::uint32_t k = 0; k < kPinCapacity; ++k)
       if (pin[k].used && pin[k].process == process_) pin[k].used = 0;
     processes()[process_].pid = 0;
+    release_slot(procs_fd_, process_);
     last = true;
     for (std::uint32_t i = 0; i < kProcessCapacity && last; ++i)
       if (processes()[i].pid != 0 && alive_locked(i)) last = false;

@@ -30,19 +30,22 @@ struct ObjectKey {
   std::string display;  // "/oss/bucket/key", for messages and stats
 };
 
-// This process's handle on one object version: its data file, mapped shared and writable.
+// This process's handle on one object version: its data file, mapped shared and read-only (only a
+// fetcher writes, with pwrite: a stray write in one process faults that process, not the node's copy).
 struct Object {
   ObjectKey key;
   std::uint32_t slot = 0, generation = 0;
   int fd = -1;
-  char* data = nullptr;  // the whole object (nullptr for an empty object)
+  std::uint64_t inode = 0;     // of `fd`: chunks count only while the table names this file
+  const char* data = nullptr;  // the whole object (nullptr for an empty object)
   std::uint64_t chunks = 0;
   ~Object();
 };
 
-// A ready chunk as seen by a reader: valid while the slot's seq is unchanged.
+// A ready chunk as seen by a reader: valid while the slot's seq is unchanged. For a claimed chunk,
+// `ticket` names the claim (complete/abandon of a superseded claim change nothing).
 struct ChunkRef {
-  std::uint32_t slot = 0, seq = 0;
+  std::uint32_t slot = 0, seq = 0, ticket = 0;
 };
 
 enum class Claim {
@@ -50,6 +53,7 @@ enum class Claim {
   claimed,   // the caller must fetch it, then complete() or abandon()
   busy,      // another fetcher (this or another process) has it: wait()
   uncached,  // no room (budget pinned or in flight) or no space: fetch past the cache
+  damaged,   // this version failed its whole-object CRC64 check: every read of it is EIO
 };
 
 struct Stats {  // a snapshot for `ossrun stat`
@@ -88,8 +92,10 @@ class Cache {
   // After claim() returned `claimed`: the bytes are in o.data (crc = their CRC64) — or not.
   // complete() returns an error when the object is now whole and its CRC64 disagrees with the
   // server's (the object's chunks are dropped).
-  Status complete(Object& o, std::uint64_t index, std::uint64_t crc);
-  void abandon(Object& o, std::uint64_t index);
+  Status complete(Object& o, std::uint64_t index, const ChunkRef& claim, std::uint64_t crc);
+  void abandon(Object& o, std::uint64_t index, const ChunkRef& claim);
+  // A fetcher of this process received bytes: renews the lease on every chunk it is fetching.
+  void progress();
   // After copying from a ready chunk: were the bytes still valid (not evicted meanwhile)?
   bool still_valid(const ChunkRef& ref) const;
 
@@ -126,6 +132,10 @@ class Cache {
   bool make_room_locked(std::uint64_t bytes);
   bool pinned_locked(const layout::ChunkEntry& c) const;
   bool alive_locked(std::uint32_t process) const;
+  // A live owner whose lease ran out: no fetch progress for lease_ms_ (stopped, frozen, stuck).
+  bool stalled_locked(std::uint32_t process, const layout::ChunkEntry& c) const;
+  Claim take_over_locked(Object& o, std::uint64_t index, layout::ChunkEntry& c, ChunkRef& ref,
+                         const char* why);
   std::uint64_t pinned_bytes_locked(const layout::PinEntry* extra) const;
   void rehash_locked();
   void repair_locked();
@@ -142,6 +152,8 @@ class Cache {
   layout::Header* header_ = nullptr;
   std::size_t map_bytes_ = 0;
   std::uint32_t process_ = 0;  // our slot
+  int procs_fd_ = -1;          // holds the OFD lock on byte process_ of `procs` (our liveness)
+  std::uint64_t lease_ms_ = 10000;
   std::uint8_t endpoint_id_[16] = {};
 
   std::mutex objects_mu_;  // this process's handles

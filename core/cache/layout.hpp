@@ -11,7 +11,7 @@
 namespace ossshim::cache::layout {
 
 constexpr std::uint64_t kMagic = 0x3148434153534f31ull;  // "1OSSCAH1"
-constexpr std::uint32_t kVersion = 1;
+constexpr std::uint32_t kVersion = 2;                    // 2: OFD-lock liveness, leases, inode check
 
 // Chunk state word (the futex): readers wait on it while a fetch is under way.
 constexpr std::uint32_t kFree = 0;             // never used: ends a probe chain
@@ -61,6 +61,9 @@ struct ObjectEntry {
   std::uint32_t chunk_entries;  // fetching + ready entries in the chunk table
   std::uint32_t ready_chunks;
   std::uint32_t crc_verified;  // the whole object matched the server's CRC64
+  std::uint32_t crc_failed;    // ... or did not: every later read of this version is EIO
+  std::uint32_t pad;
+  std::uint64_t data_inode;  // the data file the chunks live in (0: not yet opened)
   std::uint64_t last_use;
   std::atomic<std::uint64_t> origin_bytes, served_bytes;
   std::uint64_t ready_bytes, unique_bytes;
@@ -76,12 +79,17 @@ struct ChunkEntry {
   std::uint64_t bytes;
   std::uint64_t stamp;
   std::uint64_t crc64;
+  std::uint32_t ticket;  // which claim owns a fetching chunk: a superseded fetcher's is stale
+  std::uint32_t pad;
+  std::uint64_t since_ms;  // CLOCK_MONOTONIC ms of the claim (leases count from here)
 };
 
+// A process is alive while it holds the OFD write lock on byte <slot> of the directory's `procs`
+// file: the kernel drops it when the process exits (zombies included), in any PID namespace.
 struct ProcessEntry {
-  std::atomic<std::int32_t> pid;  // 0: free
+  std::atomic<std::int32_t> pid;  // 0: free; for display only (pids differ across namespaces)
   std::uint32_t pad;
-  std::uint64_t start_time;  // from /proc/PID/stat: a reused pid is a different process
+  std::atomic<std::uint64_t> progress_ms;  // CLOCK_MONOTONIC ms of its last fetch progress
 };
 
 struct PinEntry {  // a mapping of [first, last] chunks of an object by a process

@@ -71,6 +71,8 @@ const std::vector<Key>& keys() {
        &Config::attr_ttl_ms},
       {"negative_ttl", "OSSSHIM_NEGATIVE_TTL", Kind::duration_ms, 0, 86400000, nullptr, nullptr,
        &Config::negative_ttl_ms},
+      {"fetch_lease", "OSSSHIM_FETCH_LEASE", Kind::duration_ms, 1000, 3600000, nullptr, nullptr,
+       &Config::fetch_lease_ms},
       {"part_size", "OSSSHIM_PART_SIZE", Kind::size, 100 * 1024, 5120 * kMiB, nullptr, &Config::part_size},
       {"upload_concurrency", "OSSSHIM_UPLOAD_CONCURRENCY", Kind::count, 1, 256, nullptr, nullptr,
        &Config::upload_concurrency},

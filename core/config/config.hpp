@@ -49,6 +49,8 @@ struct Config {
   std::uint64_t readahead = 256ull << 20;  // largest prefetch window of a sequential reader
   std::uint32_t attr_ttl_ms = 60000;
   std::uint32_t negative_ttl_ms = 5000;
+  // A node-wide fetch (or eviction) that shows no progress for this long is taken over by others.
+  std::uint32_t fetch_lease_ms = 10000;
 
   // Writes
   std::uint64_t part_size = 8ull << 20;        // multipart part size (grows for very large files)

@@ -53,6 +53,7 @@ struct Transport::Attempt {
   Clock::time_point upload_done{};
   std::uint32_t first_byte_timeout_ms = 0;
   bool first_byte_timed_out = false;
+  int sink_errno = 0;  // the caller's sink_write failed (not retried: it is not the network's)
   CURL* handle = nullptr;
 
   static std::size_t on_header(char* data, std::size_t size, std::size_t n, void* self) {
@@ -74,12 +75,17 @@ struct Transport::Attempt {
     long status = 0;
     curl_easy_getinfo(a->handle, CURLINFO_RESPONSE_CODE, &status);
     Exchange& x = *a->exchange;
-    if (x.sink && status >= 200 && status < 300) {
+    if ((x.sink || x.sink_write) && status >= 200 && status < 300) {
       if (a->response.sink_bytes + len > x.sink_capacity) {
         a->overflow = true;
         return 0;  // aborts the transfer
       }
-      std::memcpy(x.sink + a->response.sink_bytes, data, len);
+      if (x.sink) {
+        std::memcpy(x.sink + a->response.sink_bytes, data, len);
+      } else if (!x.sink_write(data, len, a->response.sink_bytes)) {
+        a->sink_errno = errno ? errno : EIO;
+        return 0;
+      }
       a->response.sink_bytes += len;
     } else {
       if (a->response.body.size() + len > (64u << 20)) {
@@ -242,7 +248,11 @@ Result<Response> Transport::attempt(Exchange& x, Clock::time_point deadline) {
   e.target = x.target;
   e.err = EIO;
   e.http_status = a.overflow ? static_cast<int>(status) : 0;
-  if (a.first_byte_timed_out) {
+  if (a.sink_errno) {
+    e.err = a.sink_errno;
+    e.code = "sink write failed";
+    e.message = std::string("cannot store the body locally: ") + std::strerror(a.sink_errno);
+  } else if (a.first_byte_timed_out) {
     e.err = ETIMEDOUT;
     e.code = "first-byte timeout";
     e.message =
@@ -272,7 +282,7 @@ Result<Response> Transport::execute(Exchange& x) {
     std::string why;
     if (!r.ok()) {
       // A response that overflowed the caller's buffer will overflow again.
-      retry = r.error().code != "response too large";
+      retry = r.error().code != "response too large" && r.error().code != "sink write failed";
       why = r.error().code;
     } else {
       const Response& resp = r.value();

@@ -35,6 +35,9 @@ struct Exchange {
   std::string_view body;          // request body, streamed without a copy
   char* sink = nullptr;           // when set, a 2xx response body lands here ...
   std::size_t sink_capacity = 0;  // ... up to this many bytes (more is an error)
+  // Instead of `sink`: each piece of a 2xx body, at its offset in the body (0 again when an
+  // attempt restarts); false aborts the transfer with errno as the error.
+  std::function<bool(const char* data, std::size_t len, std::size_t at)> sink_write;
   // Adds date and authorization headers for the given time; called before every attempt.
   std::function<void(Request&, std::time_t)> sign;
   // The service's error code of an error response (the object layer parses bodies, not HTTP).

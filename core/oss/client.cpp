@@ -51,6 +51,7 @@ class OssClient final : public Client {
     if (!s3_) x.request.set_header("x-oss-range-behavior", "standard");
     if (!read.if_match.empty()) x.request.set_header("If-Match", read.if_match);
     x.sink = read.buffer;
+    x.sink_write = read.write;
     x.sink_capacity = read.length;
     auto r = http_.execute(x);
     if (auto e = failure(x, r)) return *e;

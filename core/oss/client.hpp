@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -83,6 +84,9 @@ struct RangeRead {
   std::size_t length = 0;  // bytes wanted; the body lands in `buffer` with no extra copy
   char* buffer = nullptr;
   std::string if_match;  // ETag recorded at open; empty: unconditional
+  // Instead of `buffer`: each piece of the body at its offset within the range (restarting at 0
+  // when a retry starts over); false aborts with errno (for writing straight into a file).
+  std::function<bool(const char* data, std::size_t len, std::size_t at)> write = nullptr;
 };
 
 class Client {

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <thread>
 
+#include <unistd.h>
+
 #include "log/log.hpp"
 #include "util/crc64.hpp"
 #include "util/size.hpp"
@@ -427,15 +429,29 @@ struct Vfs::Job {
   }
 };
 
-Status Vfs::fetch_chunk(cache::Object& o, std::uint64_t index) {
+Status Vfs::fetch_chunk(cache::Object& o, std::uint64_t index, const cache::ChunkRef& claim) {
   std::uint64_t cs = config_.chunk_size;
   std::size_t bytes = static_cast<std::size_t>(std::min<std::uint64_t>(cs, o.key.size - index * cs));
-  char* dst = o.data + index * cs;  // straight from the socket into the shared pages
+  // Straight from the socket into the cache file with pwrite: no page faults (the pages were
+  // reserved at claim), and no process ever needs a writable mapping of the node's copy.
+  std::uint64_t crc = 0;
+  oss::RangeRead range{index * cs, bytes, nullptr, o.key.etag};
+  range.write = [&](const char* data, std::size_t len, std::size_t at) {
+    if (at == 0) crc = 0;  // a retry starts over
+    crc = util::crc64_update(crc, data, len);
+    for (std::size_t done = 0; done < len;) {
+      ssize_t n = ::pwrite(o.fd, data + done, len - done, static_cast<off_t>(index * cs + at + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      done += static_cast<std::size_t>(n);
+    }
+    shared_->progress();
+    return true;
+  };
   oss::ObjectInfo info;
-  auto r =
-      client_->get_range(o.key.bucket, o.key.key, oss::RangeRead{index * cs, bytes, dst, o.key.etag}, &info);
+  auto r = client_->get_range(o.key.bucket, o.key.key, range, &info);
   if (!r || r.value() != bytes) {
-    shared_->abandon(o, index);
+    shared_->abandon(o, index, claim);
     shared_->count_error();
     Error e;
     if (r) {
@@ -452,7 +468,7 @@ Status Vfs::fetch_chunk(cache::Object& o, std::uint64_t index) {
     return e;
   }
   if (info.crc64) shared_->note_crc(o, *info.crc64);
-  return shared_->complete(o, index, util::crc64_update(0, dst, bytes));
+  return shared_->complete(o, index, claim, crc);
 }
 
 void Vfs::prefetch(const std::shared_ptr<cache::Object>& o, std::uint64_t first, std::uint64_t last) {
@@ -460,7 +476,9 @@ void Vfs::prefetch(const std::shared_ptr<cache::Object>& o, std::uint64_t first,
     if (fetcher_.saturated()) return;  // the link is busy: read-ahead would only queue
     cache::ChunkRef ref;
     if (shared_->claim(*o, i, ref) != cache::Claim::claimed) continue;
-    fetcher_.submit([this, o, i] { (void)fetch_chunk(*o, i); }, fetch::Fetcher::Priority::prefetch);
+    // A CRC64 mismatch found here is not lost: the cache marks the version damaged, and the
+    // reads that come for these bytes fail with EIO.
+    fetcher_.submit([this, o, i, ref] { (void)fetch_chunk(*o, i, ref); }, fetch::Fetcher::Priority::prefetch);
   }
 }
 
@@ -477,7 +495,9 @@ Status Vfs::ensure(const std::shared_ptr<cache::Object>& o, std::uint64_t first,
     if (state[k] != cache::Claim::claimed) continue;
     auto job = jobs[k] = std::make_shared<Job>();
     std::uint64_t i = first + k;
-    fetcher_.submit([this, o, i, job] { job->finish(fetch_chunk(*o, i)); }, fetch::Fetcher::Priority::demand);
+    cache::ChunkRef claim = refs[k];
+    fetcher_.submit([this, o, i, job, claim] { job->finish(fetch_chunk(*o, i, claim)); },
+                    fetch::Fetcher::Priority::demand);
   }
   std::optional<Error> failure;
   for (std::size_t k = 0; k < n; ++k) {
@@ -490,7 +510,7 @@ Status Vfs::ensure(const std::shared_ptr<cache::Object>& o, std::uint64_t first,
         if (jobs[k]) {
           e = jobs[k]->wait();
           jobs[k].reset();
-        } else if (auto st = fetch_chunk(*o, i); !st) {
+        } else if (auto st = fetch_chunk(*o, i, refs[k]); !st) {
           e = st.error();
         }
         if (e) {
@@ -504,6 +524,17 @@ Status Vfs::ensure(const std::shared_ptr<cache::Object>& o, std::uint64_t first,
         if (use(i, refs[k], waited)) break;
         waited = true;  // evicted under us: fetch again
         state[k] = attempt + 1 < kMaxAttempts ? shared_->wait(*o, i, refs[k]) : cache::Claim::uncached;
+      } else if (state[k] == cache::Claim::damaged && !failure) {
+        Error e;
+        e.err = EIO;
+        e.op = "GetObject";
+        e.target = o->key.display;
+        e.code = "CRC64Mismatch";
+        e.message =
+            "this version failed its CRC64 check against the server's x-oss-hash-crc64ecma; none of it "
+            "is served (rewrite the object, or report the damage to the store's operator)";
+        failure = e;
+        break;
       } else if (state[k] == cache::Claim::uncached && !failure) {
         if (auto st = uncached(i); !st) failure = st.error();
         break;
@@ -536,8 +567,10 @@ Result<std::size_t> Vfs::read_shared(OpenFile& f, const std::shared_ptr<cache::O
       [&](std::uint64_t i, const cache::ChunkRef& ref, bool waited) {
         // The chunk may be evicted while we copy: keep the copy only if it was still valid after.
         auto [at, n] = piece(i);
-        std::memcpy(buf + (at - off), o->data + at, n);
-        if (!shared_->still_valid(ref)) return false;
+        // pread, not a copy from the mapping: a data file truncated under us is a short read
+        // (fetched again, or read past the cache), never SIGBUS.
+        ssize_t got = ::pread(o->fd, buf + (at - off), n, static_cast<off_t>(at));
+        if (got != static_cast<ssize_t>(n) || !shared_->still_valid(ref)) return false;
         shared_->count_served(*o, n, waited);
         return true;
       },

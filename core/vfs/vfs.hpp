@@ -180,7 +180,7 @@ class Vfs {
   // waited for); `copy(i, ref)` runs on each ready chunk and returns false if it was evicted
   // meanwhile (then the chunk is fetched again).
   struct Job;
-  Status fetch_chunk(cache::Object& o, std::uint64_t index);
+  Status fetch_chunk(cache::Object& o, std::uint64_t index, const cache::ChunkRef& claim);
   Result<std::size_t> read_shared(OpenFile& f, const std::shared_ptr<cache::Object>& o, char* buf,
                                   std::size_t len, std::uint64_t off);
   Status ensure(const std::shared_ptr<cache::Object>& o, std::uint64_t first, std::uint64_t last,

@@ -155,7 +155,8 @@ int stat(const Config& config, bool objects, double watch) {
                 util::format_size(s.served).c_str(), s.served ? pct(s.served - s.waited, s.served) : 0.0,
                 util::format_size(s.waited).c_str(), util::format_size(s.uncached).c_str());
     std::printf(
-        "requests %llu, in flight %llu, failed %llu, taken over from dead fetchers %llu, evicted %s\n",
+        "requests %llu, in flight %llu, failed %llu, taken over from exited or stalled fetchers %llu, "
+        "evicted %s\n",
         static_cast<unsigned long long>(s.requests), static_cast<unsigned long long>(s.inflight),
         static_cast<unsigned long long>(s.errors), static_cast<unsigned long long>(s.takeovers),
         util::format_size(s.evicted).c_str());
