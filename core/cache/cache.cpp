@@ -19,6 +19,7 @@
 #include <fstream>
 #include <tuple>
 
+#include "cache/budget.hpp"
 #include "log/log.hpp"
 #include "util/crc64.hpp"
 #include "util/encode.hpp"
@@ -288,32 +289,9 @@ Result<std::unique_ptr<Cache>> Cache::attach(const Config& config) {
   std::string dir = root + "/" + namespace_of(config);
   if (auto st = own_directory(dir); !st) return st.error();
 
-  // The budget: as configured, else half the RAM; never more than 90% of the file system.
-  struct statvfs fs;
-  if (::statvfs(dir.c_str(), &fs) != 0)
-    return cache_error(dir, errno, "cannot measure the cache's file system: " + errno_text(errno));
-  std::uint64_t fs_bytes = static_cast<std::uint64_t>(fs.f_blocks) * fs.f_frsize;
-  std::uint64_t ram = static_cast<std::uint64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGESIZE);
-  std::uint64_t budget = config.cache_size ? config.cache_size : ram / 2;
-  std::uint64_t fs_limit = fs_bytes / 10 * 9;
-  std::uint64_t minimum = std::max<std::uint64_t>(8 * config.chunk_size, 64ull << 20);
-  if (budget > fs_limit) {
-    if (config.cache_size)
-      log::warn("cache " + dir + ": cache_size " + util::format_size(budget) +
-                " exceeds 90% of its file system (" + util::format_size(fs_bytes) + "); using " +
-                util::format_size(fs_limit));
-    budget = fs_limit;
-  }
-  if (budget < minimum && config.cache_size && config.cache_size < fs_limit)
-    return cache_error(dir, EINVAL,
-                       "cache_size " + util::format_size(config.cache_size) + " is below the minimum of " +
-                           util::format_size(minimum) +
-                           " (8 chunks, and at least 64 MiB); raise OSSSHIM_CACHE_SIZE");
-  if (budget < minimum)
-    return cache_error(dir, ENOSPC,
-                       "the cache's file system holds " + util::format_size(fs_bytes) +
-                           ": too small for a cache (90% of it, " + util::format_size(fs_limit) +
-                           ", is below the minimum of " + util::format_size(minimum) + "); " + kSpaceAdvice);
+  auto chosen = choose_budget(config.cache_size, config.chunk_size, dir);
+  if (!chosen) return chosen.error();
+  std::uint64_t budget = chosen->bytes;
 
   std::unique_ptr<Cache> c(new Cache());
   c->dir_ = dir;
@@ -357,9 +335,8 @@ Result<std::unique_ptr<Cache>> Cache::attach(const Config& config) {
       log::warn("cache " + dir + ": discarding the shared control file (" + why +
                 ") and its data; rebuilding");
       remove_contents(dir);
-    } else if (c->header_->budget != budget) {
-      log::info("cache " + dir + ": budget " + util::format_size(c->header_->budget) +
-                " set by the process that created it is kept (`ossrun cache clear` applies a new one)");
+    } else {
+      report_kept_budget(dir, c->header_->budget, *chosen, config.cache_size != 0);
     }
   } else if (errno != ENOENT) {
     return cache_error(control, errno, "cannot open the cache's control file: " + errno_text(errno));
@@ -420,6 +397,7 @@ Result<std::unique_ptr<Cache>> Cache::attach(const Config& config) {
     c->header_ = h;
     c->map_bytes_ = s.total;
   }
+  c->budget_source_ = kept_budget_source(c->header_->budget, *chosen);
   {
     Lock locked(*c);
     c->repair_locked();  // never trust what others left: drop entries that do not add up
@@ -452,6 +430,11 @@ Result<std::unique_ptr<Cache>> Cache::inspect(const Config& config) {
   c->procs_fd_ = open_procs(dir);
   std::string why = invalid_header(*c->header_, st.st_size, config.chunk_size);
   if (!why.empty()) return cache_error(control, EINVAL, "inconsistent control file: " + why);
+  // Not stored in the shared table: recomputed as this process would choose it.
+  auto chosen = choose_budget(config.cache_size, config.chunk_size, dir);
+  c->budget_source_ =
+      chosen ? kept_budget_source(c->header_->budget, *chosen)
+             : "set by the process that created the cache (here: " + chosen.error().to_string() + ")";
   return c;
 }
 
@@ -1077,6 +1060,7 @@ Stats Cache::stats(bool per_object) const {
   Lock locked(*this);
   const Header& h = *header_;
   s.budget = h.budget;
+  s.budget_source = budget_source_;
   s.used = h.used_bytes;
   s.chunk_size = h.chunk_size;
   s.origin = h.counters.origin_bytes;

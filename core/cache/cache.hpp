@@ -58,6 +58,7 @@ enum class Claim {
 
 struct Stats {  // a snapshot for `ossrun stat`
   std::uint64_t budget = 0, used = 0, pinned = 0, chunk_size = 0;
+  std::string budget_source;  // how this process's view of the budget came about (budget.hpp)
   std::uint64_t origin = 0, served = 0, waited = 0, uncached = 0, evicted = 0, unique = 0;
   std::uint64_t requests = 0, inflight = 0, errors = 0, takeovers = 0, crc_ok = 0, crc_bad = 0;
   struct ObjectRow {
@@ -146,6 +147,7 @@ class Cache {
 
   std::string dir_;
   std::uint64_t chunk_size_ = 0;
+  std::string budget_source_;  // per process, never in the shared table
   bool persist_ = true;
   bool read_only_ = false;
   bool detached_ = false;

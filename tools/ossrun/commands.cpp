@@ -148,6 +148,7 @@ int stat(const Config& config, bool objects, double watch) {
                 (*cache)->dir().c_str(), util::format_size(s.used).c_str(),
                 util::format_size(s.budget).c_str(), pct(s.used, s.budget),
                 util::format_size(s.pinned).c_str(), util::format_size(s.chunk_size).c_str());
+    std::printf("budget: %s (%s)\n", util::format_size(s.budget).c_str(), s.budget_source.c_str());
     std::printf("origin %s for %s unique: amplification %.3f\n", util::format_size(s.origin).c_str(),
                 util::format_size(s.unique).c_str(),
                 s.unique ? static_cast<double>(s.origin) / s.unique : 0.0);
