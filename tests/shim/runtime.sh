@@ -26,4 +26,43 @@ os.execv('/bin/sh', ['sh', '-c', 'ls -l /proc/self/fd/'])" > "$work/fds" 2> "$wo
 inherited=$(grep -Eo ' [0-9]+ -> .*' "$work/fds" | grep -Ev '^ [012] -> ' | grep -v "/proc/[0-9]*/fd" || true)
 [ -z "$inherited" ] && ok || bad "the exec'd child inherited: $inherited"
 grep -q socket "$work/fds" && bad "a socket was inherited: $(cat "$work/fds")" || ok
+
+# The staging directory must be ours, 0700 and real; otherwise writes fail with one line naming the fix.
+uid=$(id -u)
+stage_write() {  # stage_write DIR NAME: a staged write with staging_dir DIR; its stderr in $work/stage.err
+  echo data | OSSSHIM_STAGE_WRITES=true OSSSHIM_STAGING_DIR=$1 "$ossrun_bin" -- sh -c "cat > /oss/bkt/$2" \
+    2> "$work/stage.err"
+}
+mkdir -p "$work/stg-ok" && stage_write "$work/stg-ok" staged-ok.txt && [ "$(cat "$root/bkt/staged-ok.txt")" == data ] &&
+  ok || bad "staged write into a fresh staging dir: $(cat "$work/stage.err")"
+[ "$(stat -c %a "$work/stg-ok/ossshim-staging-$uid")" == 700 ] && ok || bad "staging dir not created 0700"
+mkdir -p "$work/stg-open/ossshim-staging-$uid" && chmod 0777 "$work/stg-open/ossshim-staging-$uid"
+mkdir -p "$work/stg-link" "$work/elsewhere" && ln -s "$work/elsewhere" "$work/stg-link/ossshim-staging-$uid"
+for case in "stg-open:has mode 0777" "stg-link:is a symbolic link"; do
+  dir=${case%%:*} why=${case#*:}
+  if stage_write "$work/$dir" "refused-$dir.txt"; then bad "$dir: a staged write succeeded"; else ok; fi
+  grep -q "ossshim-staging-$uid $why, not a private directory.*set OSSSHIM_STAGING_DIR" "$work/stage.err" && ok ||
+    bad "$dir: no error line naming the fix: $(cat "$work/stage.err")"
+done
+[ -z "$(ls "$work/elsewhere")" ] && ok || bad "staged data landed behind the symbolic link"
+if [ "$uid" -eq 0 ]; then  # only root can make a directory someone else's
+  mkdir -p "$work/stg-other/ossshim-staging-$uid" && chmod 0700 "$work/stg-other/ossshim-staging-$uid"
+  chown 4242 "$work/stg-other/ossshim-staging-$uid"
+  if stage_write "$work/stg-other" refused-other.txt; then bad "stg-other: a staged write succeeded"; else ok; fi
+  grep -q "is owned by uid 4242" "$work/stage.err" && ok || bad "stg-other: $(cat "$work/stage.err")"
+fi
+
+# The log: never through a symbolic link, created 0600; under the prefix it is a configuration
+# error (it hung: the shim opened its log through itself).
+ln -s "$work/planted.log" "$work/link.log"
+OSSSHIM_LOG_FILE=$work/link.log "$ossrun_bin" -- cat /oss/bkt/hello.txt > /dev/null 2> "$work/log.err" || true
+[ ! -e "$work/planted.log" ] && ok || bad "the log followed a symbolic link"
+grep -q "cannot open log file $work/link.log.*symbolic link" "$work/log.err" && ok || bad "symlinked log: $(cat "$work/log.err")"
+OSSSHIM_LOG=info OSSSHIM_LOG_FILE=$work/shim.log "$ossrun_bin" -- cat /oss/bkt/hello.txt > /dev/null
+[ "$(stat -c %a "$work/shim.log")" == 600 ] && grep -q 'info: ossshim: /oss' "$work/shim.log" && ok ||
+  bad "log file: mode $(stat -c %a "$work/shim.log"), $(cat "$work/shim.log")"
+rc=0
+OSSSHIM_LOG_FILE=/oss/bkt/log.txt timeout 20 "$ossrun_bin" -- cat /oss/bkt/hello.txt > /dev/null 2> "$work/log.err" || rc=$?
+[ "$rc" -ne 124 ] && ok || bad "a log file under the prefix hung"
+grep -q "OSSSHIM_LOG_FILE.*under the virtual prefix /oss" "$work/log.err" && ok || bad "log under prefix: $(cat "$work/log.err")"
 finish
