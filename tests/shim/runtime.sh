@@ -65,4 +65,15 @@ rc=0
 OSSSHIM_LOG_FILE=/oss/bkt/log.txt timeout 20 "$ossrun_bin" -- cat /oss/bkt/hello.txt > /dev/null 2> "$work/log.err" || rc=$?
 [ "$rc" -ne 124 ] && ok || bad "a log file under the prefix hung"
 grep -q "OSSSHIM_LOG_FILE.*under the virtual prefix /oss" "$work/log.err" && ok || bad "log under prefix: $(cat "$work/log.err")"
+
+# Logging never re-enters the shim: with stderr redirected into the prefix and every call logged
+# (debug), programs that log through the shim neither hang nor lose their own messages.
+rc=0
+OSSSHIM_LOG=debug timeout 60 "$ossrun_bin" -- bash -c 'exec 2>/oss/bkt/err.txt; cat /oss/bkt/nope; echo next >&2
+  python3 -c "import sys; open(\"/oss/bkt/hello.txt\").read(); sys.stderr.write(\"py\n\"); open(\"/oss/bkt/nope3\")"
+  true' > /dev/null 2> "$work/stderr-log" || rc=$?
+[ "$rc" -eq 0 ] && ok || bad "stderr into the prefix with debug logging: exit $rc (124: hung)"
+for want in "cat: /oss/bkt/nope: No such file or directory" next py "HeadObject oss://bkt/nope3: HTTP 404"; do
+  grep -qF "$want" "$root/bkt/err.txt" && ok || bad "stderr object lacks [$want]: $(cat "$root/bkt/err.txt")"
+done
 finish
