@@ -76,4 +76,24 @@ OSSSHIM_LOG=debug timeout 60 "$ossrun_bin" -- bash -c 'exec 2>/oss/bkt/err.txt; 
 for want in "cat: /oss/bkt/nope: No such file or directory" next py "HeadObject oss://bkt/nope3: HTTP 404"; do
   grep -qF "$want" "$root/bkt/err.txt" && ok || bad "stderr object lacks [$want]: $(cat "$root/bkt/err.txt")"
 done
+
+# fsync of a redirected stdout returns once every byte written before it is stored: each round
+# writes more than a pipe holds, fsyncs, and a second process reads the object back.
+cat > "$work/fsync_rounds.py" <<'PY'
+import os, subprocess, sys
+total = 0
+for i in range(20):
+    chunk = (b"%03d" % i) * 40000  # 120 KB: more than the pipe holds, so the drain is mid-way
+    sys.stdout.buffer.write(chunk)
+    sys.stdout.flush()
+    os.fsync(1)
+    total += len(chunk)
+    got = subprocess.run(["cat", sys.argv[1]], stdout=subprocess.PIPE, check=True).stdout
+    if len(got) != total or not got.endswith(chunk):
+        sys.stderr.write("round %d: object has %d bytes, %d written before fsync\n" % (i, len(got), total))
+        sys.exit(1)
+PY
+if timeout 120 "$ossrun_bin" -- bash -c "python3 $work/fsync_rounds.py /oss/bkt/synced.bin > /oss/bkt/synced.bin" 2> "$work/fsync.err"
+then ok; else bad "fsync of a redirected stdout: $(grep -v '^ossshim\[' "$work/fsync.err")"; fi
+[ "$(stat -c %s "$root/bkt/synced.bin")" -eq 2400000 ] && ok || bad "synced.bin: $(stat -c %s "$root/bkt/synced.bin") bytes"
 finish
