@@ -31,4 +31,10 @@ rc=0
 "$ossrun_bin" -- "$chain_bin" resethand > "$work/out4" 2>&1 || rc=$?
 [ "$rc" -eq 139 ] && grep -q 'first fault handled' "$work/out4" && ok || bad "SA_RESETHAND: exit $rc: $(cat "$work/out4")"
 grep -q ossshim "$work/out4" && bad "faults outside the shim were reported" || ok
+# A JVM takes SEGVs on purpose (implicit null checks, safepoint polls) and handles them itself.
+if command -v java > /dev/null; then
+  rc=0
+  timeout 120 "$ossrun_bin" -- java -version > "$work/java" 2>&1 || rc=$?
+  [ "$rc" -eq 0 ] && ! grep -q 'inside libossshim' "$work/java" && ok || bad "java -version: exit $rc: $(head -3 "$work/java")"
+fi
 finish
