@@ -39,8 +39,8 @@ VDir* as_vdir(void* d) {
 }
 
 DIR* new_stream(int fd) {
-  auto f = file_of(fd);
-  if (!f) return (fail(EBADF), nullptr);
+  auto f = lookup_file(fd);
+  if (!f) return nullptr;
   if (!f->attr.dir) return (fail(ENOTDIR), nullptr);
   for (auto& d : g_dirs) {
     bool expected = false;
@@ -81,8 +81,8 @@ bool load(vfs::OpenFile& f) {
 }
 
 struct dirent64* next_entry(VDir& d) {
-  auto f = file_of(d.fd);
-  if (!f) return (fail(EBADF), nullptr);
+  auto f = lookup_file(d.fd);
+  if (!f) return nullptr;
   if (!load(*f)) return nullptr;
   std::string name;
   unsigned char type;
@@ -244,7 +244,8 @@ int scandirat(int dirfd, const char* path, struct dirent*** out, int (*filter)(c
 // getdents64 on a virtual directory fd: the file offset counts entries.
 ssize_t getdents64(int fd, void* buf, size_t size) {
   if (!virtual_fd(fd)) return REAL(getdents64)(fd, buf, size);
-  auto f = file_of(fd);
+  auto f = lookup_file(fd);
+  if (!f) return -1;
   if (!f->attr.dir) return fail(ENOTDIR);
   if (!load(*f)) return -1;
   size_t used = 0;

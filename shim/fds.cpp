@@ -32,7 +32,9 @@ bool resolve(int dirfd, const char* path, vfs::VPath& out) {
 }
 
 std::string display_of(int fd) {
-  auto f = file_of(fd);
+  int saved = errno;  // callers pass the call through when this is empty
+  auto f = lookup_file(fd);
+  errno = saved;
   return f ? f->display : std::string();
 }
 
@@ -237,8 +239,8 @@ template void fill_stat<struct stat>(const std::string&, const vfs::Attr&, struc
 template void fill_stat<struct stat64>(const std::string&, const vfs::Attr&, struct stat64*);
 
 ssize_t virtual_read(int fd, void* buf, size_t len, off_t off) {
-  auto f = file_of(fd);
-  if (!f) return fail(EBADF);
+  auto f = lookup_file(fd);
+  if (!f) return -1;
   vfs::Vfs* fs = filesystem();
   if (!fs) return -1;
   if (f->attr.dir) return fail(EISDIR);
@@ -252,8 +254,8 @@ ssize_t virtual_read(int fd, void* buf, size_t len, off_t off) {
 }
 
 ssize_t virtual_write(int fd, const void* buf, size_t len, off_t off) {
-  auto f = file_of(fd);
-  if (!f) return fail(EBADF);
+  auto f = lookup_file(fd);
+  if (!f) return -1;
   if (f->attr.dir) return fail(EISDIR);
   if (!f->writer || (f->status_flags.load() & O_ACCMODE) == O_RDONLY) return fail(EBADF);
   vfs::Vfs* fs = filesystem();

@@ -111,8 +111,8 @@ ssize_t write_iov(int fd, const struct iovec* iov, int count, off_t off, bool us
 }
 
 int truncate_fd(int fd, off_t size) {
-  auto f = file_of(fd);
-  if (!f) return fail(EBADF);
+  auto f = lookup_file(fd);
+  if (!f) return -1;
   if (size < 0) return fail(EINVAL);
   if (f->attr.dir || !f->writer || (f->status_flags.load() & O_ACCMODE) == O_RDONLY)
     return fail(EINVAL);  // what the kernel says for a descriptor not open for writing
@@ -126,7 +126,7 @@ int truncate_fd(int fd, off_t size) {
 // least off + len long (downloaders preallocate, then write into it); FALLOC_FL_KEEP_SIZE changes
 // nothing visible; punching or zeroing ranges is not supported. Returns 0 or an errno value.
 int allocate_fd(int fd, int mode, off_t off, off_t len) {
-  auto f = file_of(fd);
+  auto f = lookup_file(fd);
   if (!f) return EBADF;
   if (off < 0 || len <= 0) return EINVAL;
   if (f->attr.dir) return EISDIR;
@@ -144,8 +144,8 @@ int allocate_fd(int fd, int mode, off_t off, off_t len) {
 }  // namespace
 
 off_t virtual_seek(int fd, off_t off, int whence) {
-  auto f = file_of(fd);
-  if (!f) return fail(EBADF);
+  auto f = lookup_file(fd);
+  if (!f) return -1;
   vfs::Vfs* fs = filesystem();
   std::uint64_t size = f->attr.dir || !fs ? 0 : fs->size_of(*f);
   off_t base;
@@ -181,8 +181,8 @@ namespace {
 // writing each side with the shim's or glibc's calls as the side requires.
 ssize_t copy_through(int in, off_t* in_off, int out, off_t* out_off, size_t len) {
   bool vin = virtual_fd(in), vout = virtual_fd(out);
-  auto source = vin ? file_of(in) : nullptr;
-  if (vin && !source) return fail(EBADF);
+  auto source = vin ? lookup_file(in) : nullptr;
+  if (vin && !source) return -1;
   if (source && source->attr.dir) return fail(EISDIR);
   auto get = [&](char* buf, size_t n, off_t at) -> ssize_t {
     if (vin) return virtual_read(in, buf, n, at);
@@ -288,8 +288,8 @@ void set_mapping_pins(const std::vector<std::uint32_t>& pins) {
 namespace {
 
 void* map_virtual(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
-  auto f = file_of(fd);
-  if (!f) return (fail(EBADF), MAP_FAILED);
+  auto f = lookup_file(fd);
+  if (!f) return MAP_FAILED;
   if (f->attr.dir) return (fail(ENODEV), MAP_FAILED);
   if (len == 0 || off < 0 || off % sysconf(_SC_PAGESIZE) != 0) return (fail(EINVAL), MAP_FAILED);
   int type = flags & MAP_TYPE;
@@ -569,7 +569,8 @@ int dup(int fd) {
     if (r >= 0 && !in_vfork_child()) sink_copied(fd, r);
     return r;
   }
-  auto f = file_of(fd);
+  auto f = lookup_file(fd);
+  if (!f) return -1;
   return adopt_dup(REAL(dup)(fd), f);
 }
 
@@ -577,10 +578,10 @@ namespace {
 // dup2 and dup3 when either side concerns the shim. newfd's old file is closed by the call: a
 // writer's last descriptor commits it, a sink's last copy waits for its drain. A virtual writer
 // landing on fd 1 or 2 becomes a sink, so that stdio's writes reach it.
-int dup_onto(int oldfd, int newfd, int r) {
+// `f` is oldfd's file, looked up before the kernel call (nullptr: oldfd is not virtual).
+int dup_onto(int oldfd, int newfd, const std::shared_ptr<vfs::OpenFile>& f, int r) {
   if (r < 0 || in_vfork_child()) return r;
   bool from_sink = sink_fd(oldfd);
-  auto f = file_of(oldfd);
   SinkEnd* end = sink_fd(newfd) ? release_sink(newfd) : nullptr;
   auto replaced = detach(newfd);
   if (from_sink) {
@@ -595,16 +596,27 @@ int dup_onto(int oldfd, int newfd, int r) {
   finish_sink(end, 0);
   return r;
 }
+
+// oldfd's file when oldfd is virtual; false (errno EBADF) when it was closed meanwhile.
+bool source_of(int oldfd, std::shared_ptr<vfs::OpenFile>& f) {
+  if (!virtual_fd(oldfd)) return true;
+  f = lookup_file(oldfd);
+  return f != nullptr;
+}
 }  // namespace
 
 int dup2(int oldfd, int newfd) {
   if (!shim_fd(oldfd) && !shim_fd(newfd)) return REAL(dup2)(oldfd, newfd);
   if (oldfd == newfd) return REAL(dup2)(oldfd, newfd);
-  return dup_onto(oldfd, newfd, REAL(dup2)(oldfd, newfd));
+  std::shared_ptr<vfs::OpenFile> f;
+  if (!source_of(oldfd, f)) return -1;
+  return dup_onto(oldfd, newfd, f, REAL(dup2)(oldfd, newfd));
 }
 int dup3(int oldfd, int newfd, int flags) {
   if (!shim_fd(oldfd) && !shim_fd(newfd)) return REAL(dup3)(oldfd, newfd, flags);
-  return dup_onto(oldfd, newfd, REAL(dup3)(oldfd, newfd, flags));
+  std::shared_ptr<vfs::OpenFile> f;
+  if (!source_of(oldfd, f)) return -1;
+  return dup_onto(oldfd, newfd, f, REAL(dup3)(oldfd, newfd, flags));
 }
 
 // A sink is a real pipe; only a copy of it concerns the shim.
@@ -615,7 +627,8 @@ static int sink_fcntl(int fd, int cmd, void* arg) {
 }
 
 static int virtual_fcntl(int fd, int cmd, void* arg) {
-  auto f = file_of(fd);
+  auto f = lookup_file(fd);
+  if (!f) return -1;
   switch (cmd) {
     case F_DUPFD:
     case F_DUPFD_CLOEXEC:
@@ -670,9 +683,10 @@ int fcntl64(int fd, int cmd, ...) {
 }
 int flock(int fd, int op) {
   if (!virtual_fd(fd)) return REAL(flock)(fd, op);
-  auto f = file_of(fd);
+  auto f = lookup_file(fd);
+  if (!f) return -1;
   vfs::Vfs* fs = filesystem();
-  if (!f || !fs) return fail(EBADF);
+  if (!fs) return -1;
   auto lock_fd = fs->lock_fd(*f);  // one per open file, as flock locks belong to open files
   if (!lock_fd) return fail(lock_fd.error());
   return REAL(flock)(*lock_fd, op);

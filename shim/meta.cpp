@@ -56,8 +56,8 @@ int stat_path(const vfs::VPath& p, St* st) {
 
 template <class St>
 int stat_fd(int fd, St* st) {
-  auto f = file_of(fd);
-  if (!f) return fail(EBADF);
+  auto f = lookup_file(fd);
+  if (!f) return -1;
   vfs::Attr a = f->attr;
   if (vfs::Vfs* fs = filesystem(); fs && !a.dir) a.size = fs->size_of(*f);  // a writer's: so far
   fill_stat(f->display, a, st);
@@ -220,9 +220,10 @@ int truncate_virtual(const vfs::VPath& p, off_t len) {
 }
 
 int sync_virtual(int fd) {
-  auto f = file_of(fd);
+  auto f = lookup_file(fd);
+  if (!f) return -1;
   vfs::Vfs* fs = filesystem();
-  if (!f || !fs) return fail(EBADF);
+  if (!fs) return -1;
   return change(fs->sync(*f));  // a writer's object is complete in OSS when this returns
 }
 }  // namespace
@@ -432,8 +433,8 @@ int chdir(const char* path) {
 }
 int fchdir(int fd) {
   if (virtual_fd(fd)) {
-    auto f = file_of(fd);
-    return chdir_virtual(f->display, f->attr.dir);
+    auto f = lookup_file(fd);
+    return f ? chdir_virtual(f->display, f->attr.dir) : -1;
   }
   int r = REAL(fchdir)(fd);
   if (r == 0) leave_virtual_cwd();

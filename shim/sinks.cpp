@@ -6,11 +6,11 @@
 // and commits the file, and close() reports the outcome. Before exec, the writer is handed to the
 // new program: the descriptor becomes a placeholder again, which the program adopts at start-up.
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <cstdarg>
 #include <cstdio>
@@ -27,13 +27,16 @@ namespace ossshim::shim {
 
 struct Sink {
   std::shared_ptr<vfs::OpenFile> file;
-  int read_end = -1;
+  int read_end = -1;  // non-blocking: the drain reads it only under `mu`
   pid_t owner = 0;
-  int copies = 0;                 // this process's descriptors that are the pipe's write end (tables().mu)
-  bool handoff = false;           // exec: the new program takes the file over; do not commit
-  std::atomic<bool> busy{false};  // the drain holds bytes it has read and not yet written
+  int copies = 0;        // this process's descriptors that are the pipe's write end (tables().mu)
+  bool handoff = false;  // exec: the new program takes the file over; do not commit
   std::mutex mu;
-  std::condition_variable cv;
+  std::condition_variable cv;  // `stored` grew, or `done`
+  // Bytes the drain has read from the pipe, and of those, how many it has written to the file (or
+  // discarded after a failure). A sync's target is taken + the pipe's content, read together.
+  std::uint64_t taken = 0;
+  std::uint64_t stored = 0;
   bool done = false;
   Status status = ok_status();
 };
@@ -54,6 +57,30 @@ Tables& tables() {
   return *t;
 }
 
+// Waits until the pipe has bytes (or every write end is closed), then reads them under the
+// sink's lock: sync_sink's snapshot then counts each byte exactly once, in `taken` or in the pipe.
+// Returns the bytes read, 0 at the end, -1 on an error.
+ssize_t take(Sink& s, std::vector<char>& buf) {
+  for (;;) {
+    struct pollfd ready {
+      s.read_end, POLLIN, 0
+    };
+    if (::poll(&ready, 1, -1) < 0 && errno != EINTR) return -1;
+    std::lock_guard lock(s.mu);
+    ssize_t n = REAL(read)(s.read_end, buf.data(), buf.size());
+    if (n > 0) s.taken += static_cast<std::uint64_t>(n);
+    if (n >= 0 || (errno != EAGAIN && errno != EINTR)) return n;
+  }
+}
+
+void mark_stored(Sink& s, std::size_t n) {
+  {
+    std::lock_guard lock(s.mu);
+    s.stored += n;
+  }
+  s.cv.notify_all();
+}
+
 void drain(std::shared_ptr<Sink> s) {
   vfs::Vfs* fs = filesystem();
   vfs::OpenFile& f = *s->file;
@@ -61,10 +88,8 @@ void drain(std::shared_ptr<Sink> s) {
   std::uint64_t off = (f.status_flags.load() & O_APPEND) ? fs->size_of(f) : f.offset.load();
   Status outcome = ok_status();  // the first write failure
   for (;;) {
-    ssize_t n = REAL(read)(s->read_end, buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
+    ssize_t n = take(*s, buf);
     if (n <= 0) break;
-    s->busy.store(true);
     for (std::size_t done = 0; outcome && done < static_cast<std::size_t>(n);) {
       auto w = fs->write(f, buf.data() + done, static_cast<std::size_t>(n) - done, off + done);
       if (!w) {
@@ -77,7 +102,7 @@ void drain(std::shared_ptr<Sink> s) {
     }
     off += static_cast<std::uint64_t>(n);
     f.offset.store(off);
-    s->busy.store(false);
+    mark_stored(*s, static_cast<std::size_t>(n));
   }
   f.offset.store(off);
   REAL(close)(s->read_end);
@@ -112,6 +137,7 @@ bool make_sink(int fd, const std::shared_ptr<vfs::OpenFile>& file) {
   if (!filesystem() || !file->writer) return false;
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) return false;
+  REAL(fcntl)(p[0], F_SETFL, O_NONBLOCK);  // the read end only: the program's writes still block
   int fd_flags = REAL(fcntl)(fd, F_GETFD);
   if (REAL(dup3)(p[1], fd, fd_flags > 0 && (fd_flags & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
     REAL(close)(p[0]);
@@ -177,12 +203,15 @@ int sync_sink(int fd) {
     if (it != tables().sinks.end()) s = it->second;
   }
   if (!s || s->owner != ::getpid()) return REAL(fsync)(fd);  // EINVAL, as for any pipe
-  // Everything written so far must have passed through the drain before the commit.
-  for (;;) {
+  // Everything written so far must have passed through the drain before the commit: it has been
+  // taken (counted) or is still in the pipe, and the drain cannot move bytes between the two
+  // while this holds its lock.
+  {
+    std::unique_lock lock(s->mu);
     int queued = 0;
     if (::ioctl(fd, FIONREAD, &queued) != 0) queued = 0;
-    if (queued == 0 && !s->busy.load()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::uint64_t target = s->taken + static_cast<std::uint64_t>(queued);
+    s->cv.wait(lock, [&] { return s->stored >= target || s->done; });
   }
   auto st = filesystem()->sync(*s->file);
   if (!st) return fail(st.error());

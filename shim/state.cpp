@@ -84,9 +84,10 @@ Globals& globals() {
   return g_globals;
 }
 
-std::shared_ptr<vfs::OpenFile> file_of(int fd) {
-  if (!virtual_fd(fd)) return nullptr;
-  return g_globals.fd_file[fd].load(std::memory_order_acquire);
+std::shared_ptr<vfs::OpenFile> lookup_file(int fd) {
+  auto f = virtual_fd(fd) ? g_globals.fd_file[fd].load(std::memory_order_acquire) : nullptr;
+  if (!f) errno = EBADF;
+  return f;
 }
 
 vfs::Vfs* filesystem() {

@@ -59,7 +59,11 @@ inline bool sink_fd(int fd) {
   return fd >= 0 && fd < kMaxFds && globals().fd_kind[fd].load(std::memory_order_acquire) == kSink;
 }
 
-std::shared_ptr<vfs::OpenFile> file_of(int fd);
+// The open file of descriptor `fd`, or nullptr with errno EBADF when `fd` is not (or no longer)
+// virtual. Every lookup of a descriptor's file goes through here and checks the result: another
+// thread may close `fd` between a caller's virtual_fd() test and this lookup, and the kernel's
+// answer to a call on a closed descriptor is EBADF, not a crash.
+std::shared_ptr<vfs::OpenFile> lookup_file(int fd);
 
 // The file system, created on first use; nullptr (errno EIO, one log line) if configuration or
 // credentials are unusable.

@@ -429,9 +429,10 @@ FILE* fopen64(const char* path, const char* mode) {
 }
 FILE* fdopen(int fd, const char* mode) {
   if (!virtual_fd(fd)) return REAL(fdopen)(fd, mode);
+  auto f = lookup_file(fd);
+  if (!f) return nullptr;
   int flags = open_flags(mode);
-  auto f = file_of(fd);
-  if (flags < 0 || !f) return (fail(EINVAL), nullptr);
+  if (flags < 0) return (fail(EINVAL), nullptr);
   // The mode must fit how the descriptor was opened, as fdopen(3) requires.
   int access = f->status_flags.load() & O_ACCMODE;
   int wanted = flags & O_ACCMODE;

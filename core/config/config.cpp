@@ -3,9 +3,11 @@
 #include <arpa/inet.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -279,6 +281,24 @@ bool is_ip_or_localhost(const std::string& host) {
   return inet_pton(AF_INET, h.c_str(), &addr) == 1;
 }
 
+// Lexically: is `path` the prefix or below it?
+bool under_prefix(const std::string& path, const std::string& prefix) {
+  return path.starts_with(prefix) && (path.size() == prefix.size() || path[prefix.size()] == '/');
+}
+
+// The shim's own files must be real ones: opening them through the shim would re-enter it (a
+// log file under the prefix hung the program at start-up).
+Status check_own_paths(const Config& c) {
+  const std::pair<const char*, const std::string*> own[] = {{"OSSSHIM_LOG_FILE", &c.log_file},
+                                                            {"OSSSHIM_STAGING_DIR", &c.staging_dir},
+                                                            {"OSSSHIM_CACHE_DIR", &c.cache_dir}};
+  for (const auto& [name, path] : own)
+    if (under_prefix(*path, c.prefix))
+      return config_error(name, "got " + shown(*path) + ", which is under the virtual prefix " + c.prefix +
+                                    "; the shim's own files must be local: choose a path outside it");
+  return ok_status();
+}
+
 // Fills derived values and checks combinations.
 Status finish(Config& c, bool addressing_set) {
   // Prefix: absolute, normalised, not "/".
@@ -290,6 +310,7 @@ Status finish(Config& c, bool addressing_set) {
     return config_error("OSSSHIM_PREFIX",
                         "got " + shown(c.prefix) + ", expected an absolute directory such as /oss");
   c.prefix = p;
+  if (auto st = check_own_paths(c); !st) return st;
 
   if (c.endpoint.empty())
     return config_error("OSSSHIM_ENDPOINT", "not set; expected e.g. https://oss-cn-hangzhou.aliyuncs.com");
@@ -362,6 +383,27 @@ Result<Config> load_config_text(const std::string& toml_text, const std::string&
   return load(&toml_text, origin, env);
 }
 
+namespace {
+// Refuses a config file that someone else could have written, as ssh does: owned by another user
+// (root excepted) or writable by group or others.
+Status check_config_owner(int fd, const std::string& path) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0)
+    return config_error(path, std::string("cannot stat config file: ") + std::strerror(errno));
+  if (st.st_uid != ::geteuid() && st.st_uid != 0)
+    return config_error(path, "config file is owned by uid " + std::to_string(st.st_uid) +
+                                  ", not by this user or root; refused (anyone could have written it): "
+                                  "use a copy of your own");
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return config_error(path, std::string("config file is writable by group or others (mode ") + mode +
+                                  "); refused, as ssh refuses such files: chmod go-w " + path);
+  }
+  return ok_status();
+}
+}  // namespace
+
 Result<Config> load_config(const EnvLookup& env) {
   auto path = env("OSSSHIM_CONFIG");
   if (!path || path->empty()) return load(nullptr, "", env);
@@ -369,8 +411,20 @@ Result<Config> load_config(const EnvLookup& env) {
     return config_error(*path,
                         std::string("cannot read config file (OSSSHIM_CONFIG): ") + std::strerror(err));
   };
+  // Read before the prefix is known from the file itself: the environment's or the default.
+  std::string prefix = Config{}.prefix;
+  if (auto p = env("OSSSHIM_PREFIX"); p && !p->empty()) prefix = *p;
+  while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
+  if (under_prefix(*path, prefix))
+    return config_error("OSSSHIM_CONFIG", "got " + shown(*path) + ", which is under the virtual prefix " +
+                                              prefix +
+                                              "; the config file must be local: copy it outside the prefix");
   int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return unreadable(errno);
+  if (auto st = check_config_owner(fd, *path); !st) {
+    ::close(fd);
+    return st.error();
+  }
   std::string body;
   char buf[8192];
   for (;;) {

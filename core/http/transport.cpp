@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -29,11 +30,29 @@ struct GlobalInit {
   }
 };
 
+thread_local bool t_in_curl = false;
+
+// While this thread is in libcurl: descriptors curl makes without SOCK_CLOEXEC (7.88's wakeup and
+// resolver socketpairs) get it from the shim's socketpair.
+struct InCurl {
+  InCurl() { t_in_curl = true; }
+  ~InCurl() { t_in_curl = false; }
+};
+
+// The shim's connections are its own: a program exec'd by the host process must not inherit them.
+curl_socket_t open_socket_cloexec(void*, curlsocktype, curl_sockaddr* addr) {
+  return ::socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+}
+
 std::int64_t ms_until(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t - Clock::now()).count();
 }
 
 }  // namespace
+
+bool in_curl() {
+  return t_in_curl;
+}
 
 const std::string* Response::header(std::string_view name) const {
   for (const auto& h : headers)
@@ -187,6 +206,7 @@ Result<Response> Transport::attempt(Exchange& x, Clock::time_point deadline) {
   if (!req.header("Content-Type") && !x.body.empty()) headers = curl_slist_append(headers, "Content-Type:");
 
   curl_easy_setopt(h, CURLOPT_URL, x.url.c_str());
+  curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, &open_socket_cloexec);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
@@ -220,7 +240,11 @@ Result<Response> Transport::attempt(Exchange& x, Clock::time_point deadline) {
 
   char errbuf[CURL_ERROR_SIZE] = {0};
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-  CURLcode rc = curl_easy_perform(h);
+  CURLcode rc;
+  {
+    InCurl in_curl;
+    rc = curl_easy_perform(h);
+  }
   curl_slist_free_all(headers);
   long status = 0, connects = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);

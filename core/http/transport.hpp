@@ -50,6 +50,9 @@ struct Counters {
   std::atomic<std::uint64_t> requests{0}, retries{0}, bytes_in{0}, bytes_out{0}, connections{0};
 };
 
+// True while the calling thread is inside libcurl on the transport's behalf.
+bool in_curl();
+
 class Transport {
  public:
   explicit Transport(const Config& config);

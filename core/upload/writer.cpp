@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -190,6 +191,31 @@ std::uint64_t Writer::size() {
   return size_;
 }
 
+// Staged bytes are the user's data: the directory must be this user's, private and real. One that
+// another user created first (a world-writable /tmp) or made a symbolic link is refused.
+Status Writer::check_staging_dir() const {
+  struct stat st;
+  if (::lstat(staging_dir_.c_str(), &st) != 0)
+    return error(errno, "cannot inspect the staging directory " + staging_dir_ + ": " + errno_text(errno));
+  std::string why;
+  if (S_ISLNK(st.st_mode))
+    why = "is a symbolic link";
+  else if (!S_ISDIR(st.st_mode))
+    why = "is not a directory";
+  else if (st.st_uid != ::geteuid())
+    why = "is owned by uid " + std::to_string(st.st_uid);
+  else if (st.st_mode & 077) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    why = std::string("has mode ") + mode;
+  }
+  if (why.empty()) return ok_status();
+  return error(EACCES, "the staging directory " + staging_dir_ + " " + why +
+                           ", not a private directory (0700) of uid " + std::to_string(::geteuid()) +
+                           "; refused, others could read or replace staged data: remove it, or set "
+                           "OSSSHIM_STAGING_DIR to a directory of your own");
+}
+
 // An unlinked file in the staging directory: where every non-streaming pattern goes, and the spool.
 Result<int> Writer::make_staging_file() {
   if (::mkdir(staging_dir_.c_str(), 0700) != 0 && errno != EEXIST) {
@@ -201,6 +227,7 @@ Result<int> Writer::make_staging_file() {
       return error(errno, "cannot create the staging directory " + staging_dir_ + ": " + errno_text(errno) +
                               " (set OSSSHIM_STAGING_DIR)");
   }
+  if (auto st = check_staging_dir(); !st) return st.error();
   std::string name = staging_dir_ + "/write-XXXXXX";
   int fd = ::mkostemp(name.data(), O_CLOEXEC);
   if (fd < 0)

@@ -109,6 +109,7 @@ class Writer {
   Error error(int err, const std::string& message) const;
   Status to_stage_locked();
   Status stage_from_spool_locked();
+  Status check_staging_dir() const;
   Result<int> make_staging_file();
   Status reserve(int fd, std::uint64_t new_size, std::uint64_t& checked_until);
   Status ship_front_locked(std::uint64_t n);

@@ -249,6 +249,48 @@ TEST_CASE("OSSSHIM_CONFIG names a real file", "[config]") {
   rmdir(dir);
 }
 
+TEST_CASE("a config file others could have written is refused, as ssh refuses it", "[config]") {
+  char dir[] = "/tmp/ossshim-config-XXXXXX";
+  REQUIRE(mkdtemp(dir));
+  std::string path = std::string(dir) + "/ossshim.toml";
+  std::ofstream(path) << "endpoint = \"http://127.0.0.1:1\"\nregion = \"cn-hangzhou\"\n";
+  chmod(path.c_str(), 0644);
+  CHECK(load_config(env_of({{"OSSSHIM_CONFIG", path}})).ok());
+  chmod(path.c_str(), 0664);
+  std::string group = env_error_of({{"OSSSHIM_CONFIG", path}});
+  CHECK(group.find("writable by group or others (mode 0664)") != std::string::npos);
+  CHECK(group.find("chmod go-w " + path) != std::string::npos);
+  chmod(path.c_str(), 0646);
+  CHECK(env_error_of({{"OSSSHIM_CONFIG", path}}).find("mode 0646") != std::string::npos);
+  chmod(path.c_str(), 0644);
+  if (geteuid() == 0) {  // only root can give a file away
+    REQUIRE(chown(path.c_str(), 4242, 4242) == 0);
+    CHECK(env_error_of({{"OSSSHIM_CONFIG", path}}).find("owned by uid 4242") != std::string::npos);
+  }
+  unlink(path.c_str());
+  rmdir(dir);
+}
+
+TEST_CASE("the shim's own files under the virtual prefix are a configuration error", "[config]") {
+  for (const char* name : {"OSSSHIM_LOG_FILE", "OSSSHIM_STAGING_DIR", "OSSSHIM_CACHE_DIR"}) {
+    Vars vars = kMinimal;
+    vars[name] = "/oss/b/own";
+    std::string e = env_error_of(vars);
+    CHECK(e.find(name) != std::string::npos);
+    CHECK(e.find("under the virtual prefix /oss") != std::string::npos);
+    vars[name] = "/ossx/own";  // a sibling of the prefix is fine
+    CHECK(load_config(env_of(vars)).ok());
+    vars[name] = "/data/own";
+    vars["OSSSHIM_PREFIX"] = "/data/";
+    CHECK(env_error_of(vars).find("under the virtual prefix /data") != std::string::npos);
+  }
+  std::string config = env_error_of({{"OSSSHIM_CONFIG", "/oss/b/ossshim.toml"}});
+  CHECK(config.find("OSSSHIM_CONFIG") != std::string::npos);
+  CHECK(config.find("under the virtual prefix /oss") != std::string::npos);
+  CHECK(env_error_of({{"OSSSHIM_CONFIG", "/mnt/b.toml"}, {"OSSSHIM_PREFIX", "/mnt"}})
+            .find("under the virtual") != std::string::npos);
+}
+
 TEST_CASE("log lines are whole, prefixed and filtered by level", "[log]") {
   char path[] = "/tmp/ossshim-log-XXXXXX";
   int fd = mkstemp(path);
@@ -267,4 +309,32 @@ TEST_CASE("log lines are whole, prefixed and filtered by level", "[log]") {
   CHECK_FALSE(log::configure(log::Level::info, "/nonexistent-dir/x.log", &why));
   CHECK(why.find("/nonexistent-dir/x.log") != std::string::npos);
   unlink(path);
+}
+
+TEST_CASE("the log file is created private, appended to, and never through a symbolic link", "[log]") {
+  char dir[] = "/tmp/ossshim-logdir-XXXXXX";
+  REQUIRE(mkdtemp(dir));
+  std::string path = std::string(dir) + "/shim.log", target = std::string(dir) + "/planted";
+  REQUIRE(log::configure(log::Level::info, path));
+  log::info("first");
+  REQUIRE(log::configure(log::Level::info, path));
+  log::info("second");
+  log::configure(log::Level::warn, "");
+  struct stat st;
+  REQUIRE(stat(path.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  std::ifstream in(path);
+  std::string all((std::istreambuf_iterator<char>(in)), {});
+  CHECK(all.find("first") != std::string::npos);
+  CHECK(all.find("second") != std::string::npos);
+
+  std::string link = std::string(dir) + "/link.log";
+  REQUIRE(symlink(target.c_str(), link.c_str()) == 0);
+  std::string why;
+  CHECK_FALSE(log::configure(log::Level::info, link, &why));
+  CHECK(why.find("symbolic link") != std::string::npos);
+  CHECK(access(target.c_str(), F_OK) != 0);  // nothing was created through the link
+  unlink(link.c_str());
+  unlink(path.c_str());
+  rmdir(dir);
 }
