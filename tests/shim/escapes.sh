@@ -64,4 +64,9 @@ wsame install-D inst "install -m 644 -D '$src/a/hello.txt' @/inst/deep/hello.txt
 cp -a "$src" "$work/mvsrc.l" && cp -a "$src" "$work/mvsrc.v"
 wsame mv-in mv "mkdir @/mv && mv \"\$([ @ == /oss/bkt ] && echo '$work/mvsrc.v' || echo '$work/mvsrc.l')\" @/mv/moved"
 
+# ------------------------------------------------------------------ temporary files (mkstemp)
+wsame sed-i tmp "mkdir @/tmp && cp '$src/a/hello.txt' '$src/unsorted.txt' @/tmp/ && sed -i 's/world/there/' @/tmp/hello.txt"
+wsame perl-i tmp "perl -i -pe 's/hello/HELLO/' @/tmp/hello.txt"
+wsame sort-o tmp "sort -o @/tmp/unsorted.txt @/tmp/unsorted.txt && sort @/tmp/unsorted.txt"
+
 finish
