@@ -68,5 +68,10 @@ wsame mv-in mv "mkdir @/mv && mv \"\$([ @ == /oss/bkt ] && echo '$work/mvsrc.v' 
 wsame sed-i tmp "mkdir @/tmp && cp '$src/a/hello.txt' '$src/unsorted.txt' @/tmp/ && sed -i 's/world/there/' @/tmp/hello.txt"
 wsame perl-i tmp "perl -i -pe 's/hello/HELLO/' @/tmp/hello.txt"
 wsame sort-o tmp "sort -o @/tmp/unsorted.txt @/tmp/unsorted.txt && sort @/tmp/unsorted.txt"
+# git: temporary objects, lock files and renames (no tree check: .git/index records inodes and
+# times; fixed dates make the commit hashes comparable)
+export GIT_AUTHOR_DATE='2001-02-03T04:05:06Z' GIT_COMMITTER_DATE='2001-02-03T04:05:06Z'
+wsame git "" "mkdir @/git && cd @/git && git init -q && cp '$src/a/hello.txt' . && git add hello.txt &&
+  git -c user.name=t -c user.email=t@e commit -qm one && git log --format=%T && git cat-file -p HEAD && git ls-tree -r HEAD && git status --short"
 
 finish
