@@ -339,7 +339,8 @@ ssize_t __readlinkat_chk(int dirfd, const char* path, char* buf, size_t len, siz
   WITH_TARGET(dirfd, path, readlink_virtual(t.path), REAL(__readlinkat_chk)(dirfd, path, buf, len, buflen));
 }
 
-// No extended attributes (ls and tar ask for ACLs and capabilities).
+// No extended attributes: reading one is ENODATA, listing them empty (ls and tar ask for ACLs
+// and capabilities).
 extern "C++" {
 static ssize_t no_xattr(const vfs::VPath& p) {
   vfs::Attr a;
@@ -368,6 +369,31 @@ ssize_t llistxattr(const char* path, char* list, size_t size) {
 }
 ssize_t flistxattr(int fd, char* list, size_t size) {
   if (!virtual_fd(fd)) return REAL(flistxattr)(fd, list, size);
+  return 0;
+}
+
+// Setting or removing one is accepted and not kept, as chmod is: cp -a/-p, install and mv set
+// ACLs (system.posix_acl_access) on what they copy, and fail when that fails.
+int setxattr(const char* path, const char* name, const void* value, size_t size, int flags) {
+  WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path),
+              REAL(setxattr)(path, name, value, size, flags));
+}
+int lsetxattr(const char* path, const char* name, const void* value, size_t size, int flags) {
+  WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path),
+              REAL(lsetxattr)(path, name, value, size, flags));
+}
+int fsetxattr(int fd, const char* name, const void* value, size_t size, int flags) {
+  if (!virtual_fd(fd)) return REAL(fsetxattr)(fd, name, value, size, flags);
+  return 0;
+}
+int removexattr(const char* path, const char* name) {
+  WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path), REAL(removexattr)(path, name));
+}
+int lremovexattr(const char* path, const char* name) {
+  WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path), REAL(lremovexattr)(path, name));
+}
+int fremovexattr(int fd, const char* name) {
+  if (!virtual_fd(fd)) return REAL(fremovexattr)(fd, name);
   return 0;
 }
 

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential pkg-config meson ninja-build clang-format curl ca-certificates
           libcurl4-openssl-dev libssl-dev libtomlplusplus-dev catch2 libunwind-dev libisal-dev
-          libpugixml-dev libmicrohttpd-dev python3 python3-numpy python3-torch awscli s3cmd aria2)
+          libpugixml-dev libmicrohttpd-dev python3 python3-numpy python3-torch awscli s3cmd aria2 rsync)
 # ali-oss needs node >= 14; a node already on the machine will do.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then packages+=(nodejs npm); fi
 
