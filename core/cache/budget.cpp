@@ -20,7 +20,8 @@
 
 namespace ossshim::cache {
 
-extern const char* const kSpaceAdvice;  // cache.cpp
+extern const char* const kSpaceAdvice;                                              // cache.cpp
+Error cache_error(const std::string& target, int err, const std::string& message);  // cache.cpp
 
 namespace {
 
@@ -33,15 +34,6 @@ constexpr std::uint64_t kV1Unlimited = 1ull << 62;
 const char* const kCgroupAdvice =
     "raise the container's memory limit, set OSSSHIM_CACHE_DIR to a directory on a local disk, or "
     "set shared_cache=false";
-
-Error budget_error(const std::string& dir, int err, const std::string& message) {
-  Error e;
-  e.err = err;
-  e.op = "cache";
-  e.target = dir;
-  e.message = message;
-  return e;
-}
 
 std::optional<std::string> read_first_line(const std::string& path) {
   std::ifstream in(path);
@@ -179,20 +171,20 @@ Result<Budget> configured_budget(const BudgetInputs& in, std::uint64_t fs_bytes,
     b = {fs_limit, b.source + ", reduced to 90% of the file system (" + util::format_size(fs_bytes) + ")"};
   }
   if (b.bytes < minimum && in.cache_size < fs_limit)
-    return budget_error(in.dir, EINVAL,
-                        "cache_size " + util::format_size(in.cache_size) + " is below the minimum of " +
-                            util::format_size(minimum) +
-                            " (8 chunks, and at least 64 MiB); raise OSSSHIM_CACHE_SIZE");
+    return cache_error(in.dir, EINVAL,
+                       "cache_size " + util::format_size(in.cache_size) + " is below the minimum of " +
+                           util::format_size(minimum) +
+                           " (8 chunks, and at least 64 MiB); raise OSSSHIM_CACHE_SIZE");
   return b;
 }
 
 Status fs_large_enough(const std::string& dir, std::uint64_t fs_bytes, std::uint64_t fs_limit,
                        std::uint64_t minimum) {
   if (fs_limit >= minimum) return ok_status();
-  return budget_error(dir, ENOSPC,
-                      "the cache's file system holds " + util::format_size(fs_bytes) +
-                          ": too small for a cache (90% of it, " + util::format_size(fs_limit) +
-                          ", is below the minimum of " + util::format_size(minimum) + "); " + kSpaceAdvice);
+  return cache_error(dir, ENOSPC,
+                     "the cache's file system holds " + util::format_size(fs_bytes) +
+                         ": too small for a cache (90% of it, " + util::format_size(fs_limit) +
+                         ", is below the minimum of " + util::format_size(minimum) + "); " + kSpaceAdvice);
 }
 
 // An explicit cache_size is the user's word, but one the cgroup cannot hold is an OOM kill
@@ -237,8 +229,8 @@ std::uint64_t minimum_budget(std::uint64_t chunk_size) {
 Result<Budget> choose_budget(const BudgetInputs& in) {
   struct statvfs fs;
   if (::statvfs(in.dir.c_str(), &fs) != 0)
-    return budget_error(in.dir, errno,
-                        std::string("cannot measure the cache's file system: ") + std::strerror(errno));
+    return cache_error(in.dir, errno,
+                       std::string("cannot measure the cache's file system: ") + std::strerror(errno));
   std::uint64_t fs_bytes = static_cast<std::uint64_t>(fs.f_blocks) * fs.f_frsize;
   std::uint64_t fs_limit = fs_bytes / 10 * 9;
   std::uint64_t minimum = minimum_budget(in.chunk_size);
@@ -262,7 +254,7 @@ Result<Budget> choose_budget(const BudgetInputs& in) {
   if (cgroup) {
     std::uint64_t room = cgroup_room(cgroup->limit, cgroup->usage);
     if (room < minimum)
-      return budget_error(
+      return cache_error(
           in.dir, ENOSPC,
           "the " + describe(*cgroup) + " leaves " + util::format_size(room) +
               " for a cache (half the free memory, keeping 256 MiB for the processes), below the "
@@ -274,9 +266,9 @@ Result<Budget> choose_budget(const BudgetInputs& in) {
   const Bound& least = *std::min_element(bounds.begin(), bounds.end(),
                                          [](const Bound& a, const Bound& b) { return a.bytes < b.bytes; });
   if (least.bytes < minimum)
-    return budget_error(in.dir, ENOSPC,
-                        "half of RAM (" + util::format_size(ram) + ") is below the minimum cache of " +
-                            util::format_size(minimum) + "; set shared_cache=false");
+    return cache_error(in.dir, ENOSPC,
+                       "half of RAM (" + util::format_size(ram) + ") is below the minimum cache of " +
+                           util::format_size(minimum) + "; set shared_cache=false");
   return Budget{least.bytes, "automatic: " + least.why + " -> " + util::format_size(least.bytes)};
 }
 

@@ -115,6 +115,13 @@ void futex_wake(std::atomic<std::uint32_t>* word) {
   syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
 }
 
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
+
+}  // namespace
+
+// Shared with budget.cpp: every cache error has the same shape (op "cache", the place, why).
 Error cache_error(const std::string& target, int err, const std::string& message) {
   Error e;
   e.err = err;
@@ -123,12 +130,6 @@ Error cache_error(const std::string& target, int err, const std::string& message
   e.message = message;
   return e;
 }
-
-std::string errno_text(int err) {
-  return std::strerror(err);
-}
-
-}  // namespace
 
 // Creates `dir` (mode 0700) if missing and insists it is ours alone: a cache another user can
 // write could feed us wrong bytes, one they can read leaks our data.
@@ -241,7 +242,6 @@ struct DirLock {
 }  // namespace
 
 Object::~Object() {
-  if (data) ::munmap(const_cast<char*>(data), static_cast<std::size_t>(key.size));
   if (fd >= 0) ::close(fd);
 }
 
@@ -774,12 +774,6 @@ Result<std::shared_ptr<Object>> Cache::object(const ObjectKey& key) {
     for (std::uint64_t i = 0; i < handle->chunks && e.chunk_entries; ++i)
       if (ChunkEntry* k = find_locked(*found, e.generation, i)) drop_locked(*k, false);
     e.data_inode = handle->inode;
-  }
-  if (key.size > 0) {
-    void* m = ::mmap(nullptr, static_cast<std::size_t>(key.size), PROT_READ, MAP_SHARED, handle->fd, 0);
-    if (m == MAP_FAILED)
-      return cache_error(path, errno, "cannot map the object's cache file: " + errno_text(errno));
-    handle->data = static_cast<const char*>(m);
   }
   handles_.push_back(handle);
   return handle;

@@ -30,14 +30,14 @@ struct ObjectKey {
   std::string display;  // "/oss/bucket/key", for messages and stats
 };
 
-// This process's handle on one object version: its data file, mapped shared and read-only (only a
-// fetcher writes, with pwrite: a stray write in one process faults that process, not the node's copy).
+// This process's handle on one object version: its data file. Readers pread from it, a program's
+// mmap maps it (shared read-only, or private); only a fetcher writes, with pwrite, so no process
+// holds a writable mapping of the node's copy.
 struct Object {
   ObjectKey key;
   std::uint32_t slot = 0, generation = 0;
   int fd = -1;
-  std::uint64_t inode = 0;     // of `fd`: chunks count only while the table names this file
-  const char* data = nullptr;  // the whole object (nullptr for an empty object)
+  std::uint64_t inode = 0;  // of `fd`: chunks count only while the table names this file
   std::uint64_t chunks = 0;
   ~Object();
 };
@@ -83,14 +83,14 @@ class Cache {
   std::uint64_t chunk_size() const { return chunk_size_; }
   std::uint64_t budget() const { return header_->budget; }
 
-  // The object's data file (created sparse, mapped). One per process per version: cached here.
+  // The object's data file (created sparse). One per process per version: cached here.
   Result<std::shared_ptr<Object>> object(const ObjectKey& key);
 
   // Chunk `index` of `o`: see Claim. `ref` is filled for ready chunks.
   Claim claim(Object& o, std::uint64_t index, ChunkRef& ref);
   // Waits until chunk `index` is not being fetched by a live process; then behaves as claim().
   Claim wait(Object& o, std::uint64_t index, ChunkRef& ref);
-  // After claim() returned `claimed`: the bytes are in o.data (crc = their CRC64) — or not.
+  // After claim() returned `claimed`: the bytes are in o.fd (crc = their CRC64) — or not.
   // complete() returns an error when the object is now whole and its CRC64 disagrees with the
   // server's (the object's chunks are dropped).
   Status complete(Object& o, std::uint64_t index, const ChunkRef& claim, std::uint64_t crc);
