@@ -794,6 +794,7 @@ Claim Cache::claim(Object& o, std::uint64_t index, ChunkRef& ref) {
       e.last_use = header_->clock;
       ref.slot = static_cast<std::uint32_t>(c - chunks());
       ref.seq = c->seq.load();
+      ref.crc64 = c->crc64;
       return Claim::ready;
     }
     if (!make_room_locked(round_page(bytes))) return Claim::uncached;
@@ -861,6 +862,7 @@ Claim Cache::wait(Object& o, std::uint64_t index, ChunkRef& ref) {
           c->stamp = ++header_->clock;
           ref.slot = static_cast<std::uint32_t>(c - chunks());
           ref.seq = c->seq.load();
+          ref.crc64 = c->crc64;
           return Claim::ready;
         }
         std::uint32_t owner = seen & ~kFetching;
@@ -973,6 +975,31 @@ void Cache::note_crc(Object& o, std::uint64_t crc) {
   if (e.has_crc.load() || e.generation != o.generation) return;
   e.crc64 = crc;
   e.has_crc = 1;
+}
+
+std::optional<std::uint64_t> Cache::server_crc(const Object& o) const {
+  const ObjectEntry& e = objects()[o.slot];
+  if (!e.has_crc.load(std::memory_order_acquire)) return std::nullopt;
+  std::uint64_t crc = e.crc64.load(std::memory_order_acquire);
+  Lock locked(*this);
+  if (e.used != 1 || e.generation != o.generation) return std::nullopt;  // the slot was reused
+  return crc;
+}
+
+bool Cache::verified(const Object& o) const {
+  Lock locked(*this);
+  const ObjectEntry& e = objects()[o.slot];
+  return e.used == 1 && e.generation == o.generation && e.crc_verified;
+}
+
+void Cache::mark_damaged(Object& o) {
+  Lock locked(*this);
+  ObjectEntry& e = objects()[o.slot];
+  if (e.used != 1 || e.generation != o.generation || e.crc_failed) return;
+  header_->counters.crc_mismatches++;
+  e.crc_failed = 1;
+  for (std::uint64_t i = 0; i < o.chunks; ++i)
+    if (ChunkEntry* k = find_locked(o.slot, o.generation, i)) drop_locked(*k, true);
 }
 
 void Cache::count_served(Object& o, std::uint64_t bytes, bool waited) {

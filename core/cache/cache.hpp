@@ -42,10 +42,12 @@ struct Object {
   ~Object();
 };
 
-// A ready chunk as seen by a reader: valid while the slot's seq is unchanged. For a claimed chunk,
+// A ready chunk as seen by a reader: valid while the slot's seq is unchanged (its CRC64 lets a
+// reader that also gets bytes past the cache check the whole object). For a claimed chunk,
 // `ticket` names the claim (complete/abandon of a superseded claim change nothing).
 struct ChunkRef {
   std::uint32_t slot = 0, seq = 0, ticket = 0;
+  std::uint64_t crc64 = 0;  // of a ready chunk's bytes, as its fetcher computed them
 };
 
 enum class Claim {
@@ -102,6 +104,12 @@ class Cache {
 
   // The whole-object CRC64 the server reported (first report wins).
   void note_crc(Object& o, std::uint64_t crc);
+  std::optional<std::uint64_t> server_crc(const Object& o) const;
+  // Whether the cache itself compared the whole object with the server's CRC64 and it matched.
+  bool verified(const Object& o) const;
+  // A reader found the version damaged by a check of its own (bytes that came partly past the
+  // cache, or from chunks evicted before the object was whole): every later read of it is EIO.
+  void mark_damaged(Object& o);
   void count_served(Object& o, std::uint64_t bytes, bool waited);
   void count_uncached(std::uint64_t bytes);
   void count_error();

@@ -213,9 +213,16 @@ void Vfs::fetch(OpenFile& f, std::uint64_t index, Chunk& chunk) {
   std::uint64_t off = index * config_.chunk_size;
   std::size_t len = static_cast<std::size_t>(chunk.bytes);
   std::vector<char> data(len);
-  auto r = client_->get_range(f.path.bucket, f.path.key, oss::RangeRead{off, len, data.data(), f.attr.etag});
+  oss::ObjectInfo info;
+  auto r = client_->get_range(f.path.bucket, f.path.key, oss::RangeRead{off, len, data.data(), f.attr.etag},
+                              &info);
+  Status checked = ok_status();
+  if (r && r.value() == len) checked = check_received(f, off, data.data(), len, info.crc64);
   std::lock_guard lock(chunk.mu);
-  if (r && r.value() == len) {
+  if (!checked) {
+    chunk.error = checked.error();
+    chunk.state = Chunk::failed;
+  } else if (r && r.value() == len) {
     chunk.data = std::move(data);
     chunk.state = Chunk::ready;
   } else {
@@ -317,12 +324,15 @@ Result<std::size_t> Vfs::read_private(OpenFile& f, char* buf, std::size_t len, s
   std::uint64_t cs = config_.chunk_size;
   std::uint64_t first = off / cs, last = (off + len - 1) / cs, final_chunk = (f.attr.size - 1) / cs;
   std::uint64_t readahead_last = std::min(final_chunk, last + advance_window(f, off));
+  if (auto st = damaged_unless_ok(f); !st) return st.error();
   auto got = chunks(f, first, last, readahead_last);
   for (auto& c : got)
     if (c->state == Chunk::failed) {
       log::warn(c->error.to_string());
       return c->error;
     }
+  // A read-ahead chunk may have completed a damaged object: none of it is served from then on.
+  if (auto st = damaged_unless_ok(f); !st) return st.error();
   std::size_t copied = 0;
   for (std::uint64_t i = first; i <= last; ++i) {
     const auto& data = got[i - first]->data;
@@ -351,6 +361,7 @@ Status Vfs::fill(OpenFile& f, char* dst, std::size_t len, std::uint64_t off) {
     if (!r) return r.error();
     return ok_status();
   }
+  if (auto st = damaged_unless_ok(f); !st) return st.error();
   std::uint64_t cs = config_.chunk_size;
   std::size_t pieces = static_cast<std::size_t>((len + cs - 1) / cs);
   std::mutex mu;
@@ -358,11 +369,16 @@ Status Vfs::fill(OpenFile& f, char* dst, std::size_t len, std::uint64_t off) {
   parallel_for(pieces, config_.concurrency, [&](std::size_t i) {
     std::uint64_t at = static_cast<std::uint64_t>(i) * cs;
     std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(cs, len - at));
-    auto r =
-        client_->get_range(f.path.bucket, f.path.key, oss::RangeRead{off + at, n, dst + at, f.attr.etag});
-    if (!r || r.value() != n) {
+    oss::ObjectInfo info;
+    auto r = client_->get_range(f.path.bucket, f.path.key, oss::RangeRead{off + at, n, dst + at, f.attr.etag},
+                                &info);
+    Status checked = r && r.value() == n ? check_received(f, off + at, dst + at, n, info.crc64) : ok_status();
+    if (!r || r.value() != n || !checked) {
       std::lock_guard lock(mu);
-      if (!failure) failure = r ? error_for("GetObject", f.path, EIO, "short read while mapping") : r.error();
+      if (!failure)
+        failure = !checked ? checked.error()
+                  : r      ? error_for("GetObject", f.path, EIO, "short read while mapping")
+                           : r.error();
     }
   });
   if (failure) {
@@ -390,6 +406,55 @@ void Vfs::after_fork_child(std::vector<std::uint32_t>& pins) {
   cached_bytes_ = 0;
   auto client = oss::Client::create(config_, creds_);
   if (client) (void)client_.release(), client_ = std::move(client.value());
+}
+
+// ---- The whole-object CRC64 of bytes read past the shared cache ----
+
+WholeCrc& Vfs::whole_crc(OpenFile& f) {
+  std::lock_guard file_lock(f.cache_mu);
+  if (f.whole_crc) return *f.whole_crc;
+  constexpr std::size_t kVersionsKept = 1024;
+  std::string id =
+      f.path.bucket + '\0' + f.path.key + '\0' + f.attr.etag + '\0' + std::to_string(f.attr.size);
+  std::lock_guard lock(crc_mu_);
+  auto& slot = crc_checks_[id];
+  if (!slot) {
+    slot = std::make_shared<WholeCrc>(f.attr.size);
+    crc_order_.push_back(id);
+    // Forget the oldest versions still unchecked or checked good; a failed one stays failed.
+    for (auto it = crc_order_.begin(); crc_checks_.size() > kVersionsKept && it != crc_order_.end();) {
+      auto found = crc_checks_.find(*it);
+      if (found->second->state() != WholeCrc::State::mismatched && found->second != slot) {
+        crc_checks_.erase(found);
+        it = crc_order_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  f.whole_crc = slot;
+  return *slot;
+}
+
+Status Vfs::damaged_unless_ok(OpenFile& f) {
+  WholeCrc& check = whole_crc(f);
+  if (check.state() != WholeCrc::State::mismatched) return ok_status();
+  Error e = error_for("GetObject", f.path, EIO,
+                      "the bytes received (CRC64 " + std::to_string(check.computed()) +
+                          ") differ from the server's x-oss-hash-crc64ecma (" +
+                          std::to_string(check.expected()) + ") for ETag " + f.attr.etag +
+                          "; none of this version is served (rewrite the object, or report the damage to the "
+                          "store's operator)");
+  e.code = "CRC64Mismatch";
+  return e;
+}
+
+Status Vfs::check_received(OpenFile& f, std::uint64_t off, const char* data, std::size_t len,
+                           const std::optional<std::uint64_t>& server_crc) {
+  WholeCrc& check = whole_crc(f);
+  if (server_crc) check.note_server(*server_crc);
+  check.add(off, data, len);
+  return damaged_unless_ok(f);
 }
 
 // ---- Reads through the node's shared cache ----
@@ -554,10 +619,13 @@ Status Vfs::ensure(const std::shared_ptr<cache::Object>& o, std::uint64_t first,
 
 Result<std::size_t> Vfs::read_shared(OpenFile& f, const std::shared_ptr<cache::Object>& o, char* buf,
                                      std::size_t len, std::uint64_t off) {
+  if (auto st = damaged_unless_ok(f); !st) return st.error();
+  bool verified = shared_->verified(*o);  // then this process's own check has nothing to add
   std::uint64_t cs = config_.chunk_size;
   std::uint64_t first = off / cs, last = (off + len - 1) / cs, final_chunk = (f.attr.size - 1) / cs;
   std::uint64_t window = advance_window(f, off);
   if (window && last < final_chunk) prefetch(o, last + 1, std::min(final_chunk, last + window));
+  auto chunk_len = [&](std::uint64_t i) { return std::min(cs, f.attr.size - i * cs); };
   auto piece = [&](std::uint64_t i) {  // the part of chunk i this read wants: {object offset, length}
     std::uint64_t from = std::max(off, i * cs), to = std::min(off + len, (i + 1) * cs);
     return std::pair<std::uint64_t, std::size_t>(from, static_cast<std::size_t>(to - from));
@@ -572,19 +640,31 @@ Result<std::size_t> Vfs::read_shared(OpenFile& f, const std::shared_ptr<cache::O
         ssize_t got = ::pread(o->fd, buf + (at - off), n, static_cast<off_t>(at));
         if (got != static_cast<ssize_t>(n) || !shared_->still_valid(ref)) return false;
         shared_->count_served(*o, n, waited);
+        // Folded into this process's check too: other chunks may come past the cache, or be
+        // evicted before the object is whole in it (a model larger than the cache).
+        if (WholeCrc& check = whole_crc(f); check.state() == WholeCrc::State::pending && !verified) {
+          if (auto server = shared_->server_crc(*o)) check.note_server(*server);
+          check.add_known(i * cs, chunk_len(i), ref.crc64);
+        }
         return true;
       },
       [&](std::uint64_t i) -> Status {
         auto [at, n] = piece(i);
+        oss::ObjectInfo info;
         auto r = client_->get_range(f.path.bucket, f.path.key,
-                                    oss::RangeRead{at, n, buf + (at - off), f.attr.etag});
+                                    oss::RangeRead{at, n, buf + (at - off), f.attr.etag}, &info);
         if (!r) return r.error();
         if (r.value() != n)
           return error_for("GetObject", f.path, EIO, "short read: object shorter than at open");
         shared_->count_uncached(n);
-        return ok_status();
+        return check_received(f, at, buf + (at - off), n, info.crc64);
       });
   if (!st) return st.error();
+  if (auto damaged = damaged_unless_ok(f); !damaged) {
+    shared_->mark_damaged(*o);
+    log::warn(damaged.error().to_string());
+    return damaged.error();
+  }
   f.next_sequential.store(off + len);
   return len;
 }

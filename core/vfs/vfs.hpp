@@ -29,6 +29,7 @@
 #include "upload/writer.hpp"
 #include "util/error.hpp"
 #include "vfs/path.hpp"
+#include "vfs/whole_crc.hpp"
 
 namespace ossshim::vfs {
 
@@ -60,6 +61,8 @@ struct OpenFile {
   std::mutex cache_mu;
   bool cache_looked = false;
   std::shared_ptr<cache::Object> cached;
+  // This version's CRC64 check for bytes that come past the shared cache (found with `cached`).
+  std::shared_ptr<WholeCrc> whole_crc;
   // Directories: the listing, loaded on first use.
   std::mutex dir_mu;
   bool listed = false;
@@ -193,6 +196,13 @@ class Vfs {
                                              std::uint64_t readahead_last);
   void fetch(OpenFile& f, std::uint64_t index, Chunk& chunk);
   void evict_locked();
+  // The CRC64 check of the version `f` reads, shared by every open of it in this process.
+  WholeCrc& whole_crc(OpenFile& f);
+  // Folds bytes received past the shared cache into that check: an error (EIO) when they complete
+  // an object whose CRC64 differs from the server's, or when the version already failed.
+  Status check_received(OpenFile& f, std::uint64_t off, const char* data, std::size_t len,
+                        const std::optional<std::uint64_t>& server_crc);
+  Status damaged_unless_ok(OpenFile& f);
   Error error_for(const char* op, const VPath& p, int err, const std::string& message) const;
 
   Config config_;
@@ -217,6 +227,11 @@ class Vfs {
   std::map<std::string, std::pair<std::shared_ptr<Chunk>, std::list<std::string>::iterator>> chunk_map_;
   std::list<std::string> lru_;  // front: most recently used
   std::uint64_t cached_bytes_ = 0;
+
+  // Versions read past the shared cache: bounded, but a failed version stays failed.
+  std::mutex crc_mu_;
+  std::map<std::string, std::shared_ptr<WholeCrc>> crc_checks_;
+  std::list<std::string> crc_order_;  // oldest first
 };
 
 }  // namespace ossshim::vfs
