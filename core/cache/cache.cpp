@@ -671,31 +671,107 @@ Result<std::shared_ptr<Object>> Cache::object(const ObjectKey& key) {
   std::erase(etag, '"');
   std::string material = std::string(reinterpret_cast<const char*>(endpoint_id_), 16) + key.bucket + '\0' +
                          key.key + '\0' + etag + '\0' + std::to_string(key.size);
+  if (material.size() > layout::kIdentityBytes)
+    return cache_error(key.display, ENAMETOOLONG, "the object's name is too long for the cache's table");
   std::uint8_t id[16];
   identity_hash(material, id);
+  auto same = [&](const ObjectEntry& e) {  // the hash, then every byte of what it hashes
+    return std::memcmp(e.id, id, sizeof id) == 0 && e.identity_len == material.size() &&
+           std::memcmp(e.identity, material.data(), material.size()) == 0;
+  };
 
   std::lock_guard handles_lock(objects_mu_);
-  for (auto it = handles_.begin(); it != handles_.end();) {
-    auto h = it->lock();
-    if (!h) {
-      it = handles_.erase(it);
-      continue;
-    }
-    const ObjectEntry& slot = objects()[h->slot];
-    if (slot.used == 1 && slot.generation == h->generation && slot.data_inode == h->inode &&
-        std::memcmp(slot.id, id, sizeof id) == 0)
-      return h;
-    ++it;
-  }
-
   auto handle = std::make_shared<Object>();
   handle->key = key;
   handle->chunks = (key.size + chunk_size_ - 1) / chunk_size_;
-  Lock locked(*this);
+  std::uint64_t recorded_inode = 0;
+  std::vector<std::string> forgotten;  // data files of objects dropped from the table
+  {
+    Lock locked(*this);
+    for (auto it = handles_.begin(); it != handles_.end();) {
+      auto h = it->lock();
+      if (!h) {
+        it = handles_.erase(it);
+        continue;
+      }
+      const ObjectEntry& slot = objects()[h->slot];
+      if (slot.used == 1 && slot.generation == h->generation && slot.data_inode == h->inode && same(slot)) {
+        objects()[h->slot].last_use = ++header_->clock;
+        return h;
+      }
+      ++it;
+    }
+    auto slot = find_object_locked(id, same, forgotten);
+    if (!slot)
+      return cache_error(dir_, ENOSPC,
+                         "the object table (" + std::to_string(kObjectCapacity) +
+                             " objects) is full of objects in use (mapped or being fetched)");
+    ObjectEntry& e = objects()[*slot];
+    if (e.used != 1) {  // a new entry
+      e.used = 1;
+      ++e.generation;
+      std::memcpy(e.id, id, sizeof id);
+      e.identity_len = static_cast<std::uint32_t>(material.size());
+      std::memcpy(e.identity, material.data(), material.size());
+      e.size = key.size;
+      e.crc64 = 0;
+      e.has_crc = 0;
+      e.chunk_entries = e.ready_chunks = e.crc_verified = e.crc_failed = 0;
+      e.data_inode = 0;
+      e.origin_bytes = 0;
+      e.served_bytes = 0;
+      e.ready_bytes = e.unique_bytes = 0;
+      std::memset(e.seen, 0, sizeof e.seen);
+      std::snprintf(e.name, sizeof e.name, "%s", key.display.c_str());
+    }
+    e.last_use = ++header_->clock;
+    handle->slot = *slot;
+    handle->generation = e.generation;
+    recorded_inode = e.data_inode;
+  }
+  // File work happens outside the node lock: unlinking dropped objects' files (their pages go with
+  // the last mapping), opening and sizing this one.
+  for (const auto& path : forgotten) ::unlink(path.c_str());
+  std::string path = data_path(id);
+  handle->fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (handle->fd < 0)
+    return cache_error(path, errno, "cannot open the object's cache file: " + errno_text(errno));
+  struct stat st;
+  if (::fstat(handle->fd, &st) != 0)
+    return cache_error(path, errno, "cannot inspect the object's cache file: " + errno_text(errno));
+  bool resized = static_cast<std::uint64_t>(st.st_size) != key.size;
+  if (resized && ::ftruncate(handle->fd, static_cast<off_t>(key.size)) != 0)
+    return cache_error(path, errno, "cannot size the object's cache file: " + errno_text(errno));
+  handle->inode = static_cast<std::uint64_t>(st.st_ino);
+  // The chunks the table lists are only in the file it recorded: a data file deleted, replaced or
+  // truncated behind the table's back (a tmp cleaner, a user's rm) loses them, never serves zeros.
+  // (The table records a file only once it is sized, so a file being set up is not "truncated".)
+  if (recorded_inode != handle->inode || resized) {
+    Lock locked(*this);
+    ObjectEntry& e = objects()[handle->slot];
+    if (e.used != 1 || e.generation != handle->generation)
+      return cache_error(dir_, ENOSPC, "the object's table entry was reused while opening it");
+    if (e.data_inode != handle->inode || resized) {
+      if (e.data_inode != 0 && e.chunk_entries != 0)
+        log::warn("cache " + dir_ + ": the data file of " + key.display +
+                  " was removed or truncated behind the cache's back; dropping its cached chunks (they are "
+                  "fetched again)");
+      for (std::uint64_t i = 0; i < handle->chunks && e.chunk_entries; ++i)
+        if (ChunkEntry* k = find_locked(handle->slot, e.generation, i)) drop_locked(*k, false);
+      e.data_inode = handle->inode;
+    }
+  }
+  handles_.push_back(handle);
+  return handle;
+}
+
+std::optional<std::uint32_t> Cache::find_object_locked(const std::uint8_t* id,
+                                                       const std::function<bool(const ObjectEntry&)>& same,
+                                                       std::vector<std::string>& forgotten) {
   ObjectEntry* o = objects();
   std::uint32_t mask = kObjectCapacity - 1;
   std::uint32_t h = static_cast<std::uint32_t>(mix(*reinterpret_cast<const std::uint64_t*>(id))) & mask;
-  std::optional<std::uint32_t> found, hole;
+  std::optional<std::uint32_t> hole;
   std::uint32_t in_use = 0;
   for (std::uint32_t n = 0; n <= mask; ++n, h = (h + 1) & mask) {
     if (o[h].used == 0) {
@@ -707,76 +783,42 @@ Result<std::shared_ptr<Object>> Cache::object(const ObjectKey& key) {
       continue;
     }
     ++in_use;
-    if (std::memcmp(o[h].id, id, sizeof id) == 0) {
-      found = h;
-      break;
+    if (same(o[h])) return h;
+  }
+  if (hole && in_use <= kObjectCapacity / 4 * 3) return hole;
+  // The table is crowded: forget the least recently used eighth of the objects that no live
+  // mapping pins and nobody is fetching, with their chunks (one warning for the first time).
+  std::vector<bool> busy(kObjectCapacity, false);
+  PinEntry* pin = pins();
+  for (std::uint32_t p = 0; p < kPinCapacity; ++p)
+    if (pin[p].used && pin[p].generation == o[pin[p].object].generation && alive_locked(pin[p].process))
+      busy[pin[p].object] = true;
+  ChunkEntry* c = chunks();
+  for (std::uint32_t k = 0; k < header_->chunk_capacity; ++k)
+    if (c[k].state.load() & kFetching) busy[c[k].object] = true;
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> idle;
+  for (std::uint32_t i = 0; i < kObjectCapacity; ++i)
+    if (o[i].used == 1 && !busy[i]) idle.emplace_back(o[i].last_use, i);
+  std::sort(idle.begin(), idle.end());
+  idle.resize(std::min<std::size_t>(idle.size(), kObjectCapacity / 8));
+  std::vector<bool> dropping(kObjectCapacity, false);
+  for (auto [stamp, i] : idle) dropping[i] = true;
+  for (std::uint32_t k = 0; k < header_->chunk_capacity; ++k)  // one pass over the chunks
+    if (c[k].state.load() == kReady && dropping[c[k].object] &&
+        c[k].generation == o[c[k].object].generation) {
+      header_->counters.evicted_bytes += c[k].bytes;
+      drop_locked(c[k], false);  // the file goes as a whole, below
     }
+  for (auto [stamp, i] : idle) {
+    forgotten.push_back(data_path(o[i].id));
+    o[i].used = 2;
+    if (!hole) hole = i;
   }
-  if (!found) {
-    if (!hole || in_use > kObjectCapacity / 4 * 3) {
-      // The table is crowded: forget objects that hold no chunks and no pins, oldest first.
-      std::vector<std::pair<std::uint64_t, std::uint32_t>> idle;
-      for (std::uint32_t i = 0; i < kObjectCapacity; ++i)
-        if (o[i].used == 1 && o[i].chunk_entries == 0) idle.emplace_back(o[i].last_use, i);
-      std::sort(idle.begin(), idle.end());
-      PinEntry* pin = pins();
-      for (std::size_t k = 0; k < idle.size() && k < kObjectCapacity / 8; ++k) {
-        std::uint32_t i = idle[k].second;
-        bool pinned = false;
-        for (std::uint32_t p = 0; p < kPinCapacity && !pinned; ++p)
-          pinned = pin[p].used && pin[p].object == i && pin[p].generation == o[i].generation &&
-                   alive_locked(pin[p].process);
-        if (pinned) continue;
-        ::unlink(data_path(o[i].id).c_str());  // mappings of it stay valid: unlink frees on last use
-        o[i].used = 2;
-        if (!hole) hole = i;
-      }
-      if (!hole) return cache_error(dir_, ENOSPC, "the object table is full");
-    }
-    ObjectEntry& e = o[*hole];
-    e.used = 1;
-    ++e.generation;
-    std::memcpy(e.id, id, sizeof id);
-    e.size = key.size;
-    e.crc64 = 0;
-    e.has_crc = 0;
-    e.chunk_entries = e.ready_chunks = e.crc_verified = e.crc_failed = 0;
-    e.data_inode = 0;
-    e.origin_bytes = 0;
-    e.served_bytes = 0;
-    e.ready_bytes = e.unique_bytes = 0;
-    std::memset(e.seen, 0, sizeof e.seen);
-    std::snprintf(e.name, sizeof e.name, "%s", key.display.c_str());
-    found = *hole;
-  }
-  ObjectEntry& e = o[*found];
-  e.last_use = ++header_->clock;
-  handle->slot = *found;
-  handle->generation = e.generation;
-  std::string path = data_path(id);
-  handle->fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (handle->fd < 0)
-    return cache_error(path, errno, "cannot open the object's cache file: " + errno_text(errno));
-  struct stat st;
-  if (::fstat(handle->fd, &st) != 0)
-    return cache_error(path, errno, "cannot inspect the object's cache file: " + errno_text(errno));
-  bool resized = static_cast<std::uint64_t>(st.st_size) != key.size;
-  if (resized && ::ftruncate(handle->fd, static_cast<off_t>(key.size)) != 0)
-    return cache_error(path, errno, "cannot size the object's cache file: " + errno_text(errno));
-  // The chunks the table lists are only in the file it recorded: a data file deleted, replaced or
-  // truncated behind the table's back (a tmp cleaner, a user's rm) loses them, never serves zeros.
-  handle->inode = static_cast<std::uint64_t>(st.st_ino);
-  if (e.data_inode != handle->inode || resized) {
-    if (e.data_inode != 0 && e.chunk_entries != 0)
-      log::warn("cache " + dir_ + ": the data file of " + key.display +
-                " was removed or truncated behind the cache's back; dropping its cached chunks (they are "
-                "fetched again)");
-    for (std::uint64_t i = 0; i < handle->chunks && e.chunk_entries; ++i)
-      if (ChunkEntry* k = find_locked(*found, e.generation, i)) drop_locked(*k, false);
-    e.data_inode = handle->inode;
-  }
-  handles_.push_back(handle);
-  return handle;
+  static std::atomic<bool> told{false};
+  if (!idle.empty() && !told.exchange(true))
+    log::info("cache " + dir_ + ": the object table holds " + std::to_string(kObjectCapacity) +
+              " objects; forgetting the least recently used (their chunks are fetched again when read)");
+  return hole;
 }
 
 Claim Cache::claim(Object& o, std::uint64_t index, ChunkRef& ref) {

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -136,6 +137,12 @@ class Cache {
   layout::ProcessEntry* processes() const;
   layout::PinEntry* pins() const;
   layout::ChunkEntry* find_locked(std::uint32_t object, std::uint32_t generation, std::uint64_t index) const;
+  // The table slot of the object with hash `id` (same() compares the full identity), or a free
+  // slot for it; when the table is crowded, least recently used objects are dropped (their data
+  // files are added to `forgotten`, to be unlinked outside the lock). Nullopt: every object is busy.
+  std::optional<std::uint32_t> find_object_locked(const std::uint8_t* id,
+                                                  const std::function<bool(const layout::ObjectEntry&)>& same,
+                                                  std::vector<std::string>& forgotten);
   layout::ChunkEntry* insert_locked(std::uint32_t object, std::uint32_t generation, std::uint64_t index);
   void drop_locked(layout::ChunkEntry& c, bool punch);
   bool make_room_locked(std::uint64_t bytes);

@@ -11,7 +11,7 @@
 namespace ossshim::cache::layout {
 
 constexpr std::uint64_t kMagic = 0x3148434153534f31ull;  // "1OSSCAH1"
-constexpr std::uint32_t kVersion = 2;                    // 2: OFD-lock liveness, leases, inode check
+constexpr std::uint32_t kVersion = 3;  // 2: OFD-lock liveness, leases, inode check; 3: stored identity
 
 // Chunk state word (the futex): readers wait on it while a fetch is under way.
 constexpr std::uint32_t kFree = 0;             // never used: ends a probe chain
@@ -19,6 +19,8 @@ constexpr std::uint32_t kTomb = 1;             // was used: probes continue past
 constexpr std::uint32_t kReady = 2;            // bytes are in the data file and verified
 constexpr std::uint32_t kFetching = 1u << 31;  // | process slot: that process is fetching it
 constexpr std::uint32_t kUniqueBits = 4096;    // chunks per object tracked for "unique bytes"
+
+constexpr std::size_t kIdentityBytes = 1276;
 
 struct Counters {
   std::atomic<std::uint64_t> origin_bytes;    // bytes received from the store into the cache
@@ -69,6 +71,10 @@ struct ObjectEntry {
   std::uint64_t ready_bytes, unique_bytes;
   std::uint64_t seen[kUniqueBits / 64];  // chunks ever fetched (for unique bytes)
   char name[224];                        // "/oss/bucket/key" (truncated), for `ossrun stat`
+  // What `id` hashes, compared in full on lookup: endpoint id, bucket, key, ETag, size. Fits
+  // OSS's limits (bucket 63, key 1023 bytes); a longer identity is never cached.
+  std::uint32_t identity_len;
+  char identity[kIdentityBytes];
 };
 
 struct ChunkEntry {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <set>
 #include <thread>
 
 #include <unistd.h>
@@ -469,7 +470,13 @@ std::shared_ptr<cache::Object> Vfs::cached_object(OpenFile& f) {
     if (o) {
       f.cached = o.value();
     } else {
-      log::warn(o.error().to_string() + " -- reading " + f.display + " past the shared cache");
+      // One warning per cause, not one per object (5,000 small files would print 5,000 lines).
+      static std::mutex told_mu;
+      static std::set<std::string> told;
+      std::lock_guard told_lock(told_mu);
+      if (told.insert(o.error().message).second)
+        log::warn(o.error().to_string() + " -- reading " + f.display +
+                  " past the shared cache (said once; other files with this cause are read the same way)");
     }
   }
   return f.cached;
