@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -340,6 +341,8 @@ Result<std::unique_ptr<Cache>> Cache::attach(const Config& config) {
     }
   } else if (errno != ENOENT) {
     return cache_error(control, errno, "cannot open the cache's control file: " + errno_text(errno));
+  } else {
+    remove_contents(dir);  // data files of a control file someone deleted: not this table's
   }
 
   if (!c->header_) {
@@ -382,6 +385,8 @@ Result<std::unique_ptr<Cache>> Cache::attach(const Config& config) {
     h->chunk_size = config.chunk_size;
     h->budget = budget;
     h->file_bytes = s.total;
+    if (::getrandom(&h->nonce, sizeof h->nonce, 0) != sizeof h->nonce)
+      h->nonce = static_cast<std::uint64_t>(monotonic_ms()) ^ (static_cast<std::uint64_t>(::getpid()) << 32);
     pthread_mutexattr_t attr;
     pthread_mutexattr_init(&attr);
     pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
@@ -487,7 +492,9 @@ std::uint64_t Cache::chunk_bytes(const Object& o, std::uint64_t index) const {
 }
 
 std::string Cache::data_path(const std::uint8_t* id) const {
-  return dir_ + "/o-" + util::hex_lower(std::string_view(reinterpret_cast<const char*>(id), 16));
+  std::uint64_t nonce = header_->nonce;
+  return dir_ + "/o-" + util::hex_lower(std::string_view(reinterpret_cast<const char*>(&nonce), 8)) + "-" +
+         util::hex_lower(std::string_view(reinterpret_cast<const char*>(id), 16));
 }
 
 int Cache::data_fd_locked(std::uint32_t object) {
@@ -740,25 +747,41 @@ Result<std::shared_ptr<Object>> Cache::object(const ObjectKey& key) {
   if (::fstat(handle->fd, &st) != 0)
     return cache_error(path, errno, "cannot inspect the object's cache file: " + errno_text(errno));
   bool resized = static_cast<std::uint64_t>(st.st_size) != key.size;
-  if (resized && ::ftruncate(handle->fd, static_cast<off_t>(key.size)) != 0)
-    return cache_error(path, errno, "cannot size the object's cache file: " + errno_text(errno));
   handle->inode = static_cast<std::uint64_t>(st.st_ino);
   // The chunks the table lists are only in the file it recorded: a data file deleted, replaced or
   // truncated behind the table's back (a tmp cleaner, a user's rm) loses them, never serves zeros.
-  // (The table records a file only once it is sized, so a file being set up is not "truncated".)
+  // A truncated file's chunks are invalidated before it is sized again: sizing turns what was cut
+  // off into holes that read as zeros. (The table records a file only once it is sized, so a file
+  // another process is still setting up is not taken for a truncated one.)
+  auto forget_chunks_locked = [&](ObjectEntry& e) {
+    if (e.chunk_entries != 0)
+      log::warn("cache " + dir_ + ": the data file of " + key.display +
+                " was removed or truncated behind the cache's back; dropping its cached chunks (they are "
+                "fetched again)");
+    for (std::uint64_t i = 0; i < handle->chunks && e.chunk_entries; ++i)
+      if (ChunkEntry* k = find_locked(handle->slot, e.generation, i)) drop_locked(*k, false);
+  };
+  auto entry_locked = [&]() -> ObjectEntry* {
+    ObjectEntry& e = objects()[handle->slot];
+    return e.used == 1 && e.generation == handle->generation ? &e : nullptr;
+  };
+  if (resized) {
+    {
+      Lock locked(*this);
+      ObjectEntry* e = entry_locked();
+      if (!e) return cache_error(dir_, ENOSPC, "the object's table entry was reused while opening it");
+      if (e->data_inode == handle->inode) forget_chunks_locked(*e);
+    }
+    if (::ftruncate(handle->fd, static_cast<off_t>(key.size)) != 0)
+      return cache_error(path, errno, "cannot size the object's cache file: " + errno_text(errno));
+  }
   if (recorded_inode != handle->inode || resized) {
     Lock locked(*this);
-    ObjectEntry& e = objects()[handle->slot];
-    if (e.used != 1 || e.generation != handle->generation)
-      return cache_error(dir_, ENOSPC, "the object's table entry was reused while opening it");
-    if (e.data_inode != handle->inode || resized) {
-      if (e.data_inode != 0 && e.chunk_entries != 0)
-        log::warn("cache " + dir_ + ": the data file of " + key.display +
-                  " was removed or truncated behind the cache's back; dropping its cached chunks (they are "
-                  "fetched again)");
-      for (std::uint64_t i = 0; i < handle->chunks && e.chunk_entries; ++i)
-        if (ChunkEntry* k = find_locked(handle->slot, e.generation, i)) drop_locked(*k, false);
-      e.data_inode = handle->inode;
+    ObjectEntry* e = entry_locked();
+    if (!e) return cache_error(dir_, ENOSPC, "the object's table entry was reused while opening it");
+    if (e->data_inode != handle->inode) {
+      if (e->data_inode != 0) forget_chunks_locked(*e);
+      e->data_inode = handle->inode;
     }
   }
   handles_.push_back(handle);
@@ -1000,6 +1023,21 @@ void Cache::abandon(Object& o, std::uint64_t index, const ChunkRef& claim) {
   Lock locked(*this);
   ChunkEntry* c = find_locked(o.slot, o.generation, index);
   if (c && c->state.load() == (kFetching | process_) && c->ticket == claim.ticket) drop_locked(*c, true);
+}
+
+bool Cache::intact(Object& o, std::uint64_t off, std::uint64_t len) {
+  // Chunks are fallocated at claim and written whole, and eviction invalidates before punching,
+  // so a hole in a valid chunk means the file was truncated (and extended again) behind our back.
+  off_t hole = ::lseek(o.fd, static_cast<off_t>(off), SEEK_HOLE);
+  if (hole < 0 || static_cast<std::uint64_t>(hole) >= off + len) return true;
+  Lock locked(*this);
+  ObjectEntry& e = objects()[o.slot];
+  if (e.used != 1 || e.generation != o.generation) return false;
+  log::warn("cache " + dir_ + ": the data file of " + o.key.display +
+            " was truncated behind the cache's back; dropping its cached chunks (they are fetched again)");
+  for (std::uint64_t i = 0; i < o.chunks && e.chunk_entries; ++i)
+    if (ChunkEntry* k = find_locked(o.slot, o.generation, i)) drop_locked(*k, false);
+  return false;
 }
 
 bool Cache::still_valid(const ChunkRef& ref) const {

@@ -102,6 +102,9 @@ class Cache {
   void progress();
   // After copying from a ready chunk: were the bytes still valid (not evicted meanwhile)?
   bool still_valid(const ChunkRef& ref) const;
+  // After copying [off, off+len) of a valid chunk: false (and the object's chunks dropped) when the
+  // data file has a hole there, i.e. it was truncated behind the cache's back and the copy is zeros.
+  bool intact(Object& o, std::uint64_t off, std::uint64_t len);
 
   // The whole-object CRC64 the server reported (first report wins).
   void note_crc(Object& o, std::uint64_t crc);

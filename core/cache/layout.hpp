@@ -44,6 +44,9 @@ struct Header {
   std::uint64_t chunk_size;
   std::uint64_t budget;
   std::uint64_t file_bytes;
+  // Random, fixed at creation, part of every data file's name: processes still attached to a
+  // control file that was deleted or replaced never touch the new table's files, nor it theirs.
+  std::uint64_t nonce;
   pthread_mutex_t mutex;  // process-shared, robust: a holder's death is reported, not a hang
   // Under mutex:
   std::uint64_t used_bytes;  // bytes of fetching and ready chunks (page-rounded)

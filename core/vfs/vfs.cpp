@@ -645,7 +645,8 @@ Result<std::size_t> Vfs::read_shared(OpenFile& f, const std::shared_ptr<cache::O
         // pread, not a copy from the mapping: a data file truncated under us is a short read
         // (fetched again, or read past the cache), never SIGBUS.
         ssize_t got = ::pread(o->fd, buf + (at - off), n, static_cast<off_t>(at));
-        if (got != static_cast<ssize_t>(n) || !shared_->still_valid(ref)) return false;
+        if (got != static_cast<ssize_t>(n) || !shared_->still_valid(ref) || !shared_->intact(*o, at, n))
+          return false;
         shared_->count_served(*o, n, waited);
         // Folded into this process's check too: other chunks may come past the cache, or be
         // evicted before the object is whole in it (a model larger than the cache).

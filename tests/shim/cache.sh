@@ -31,7 +31,7 @@ import mmap
 f = open("/oss/models/m/model-00001-of-00003.safetensors", "rb")
 m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 print(open("/proc/self/maps").read())')
-grep -qE " r--s .*$OSSSHIM_CACHE_DIR/[0-9a-f]+/o-[0-9a-f]+$" <<<"$maps" && ok || bad "no shared mapping of the cache file: $maps"
+grep -qE " r--s .*$OSSSHIM_CACHE_DIR/[0-9a-f]+/o-[0-9a-f]+-[0-9a-f]+$" <<<"$maps" && ok || bad "no shared mapping of the cache file: $maps"
 
 # A warm relaunch fetches nothing.
 admin reset

@@ -1,0 +1,92 @@
+#!/bin/bash
+# The shared cache's files tampered with, at rest and while processes read: data files deleted,
+# truncated and replaced; the control file deleted, truncated and overwritten with garbage. Every
+# read returns the object's bytes or a clean errno; the silent corruptions are counted (must be 0).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+mkdir -p "$root/bkt"
+for i in 1 2 3; do head -c $((3000000 * i + 12345)) /dev/urandom > "$root/bkt/f$i"; done
+start_emulator
+declare -A want
+for i in 1 2 3; do want[$i]=$(sha256sum < "$root/bkt/f$i" | cut -d' ' -f1); done
+ns_dir() { dirname "$(find "$OSSSHIM_CACHE_DIR" -name control | head -1)"; }
+silent=0 reads=0
+
+# check WHAT: every file read back through the cache by cat and by Python's mmap.
+check() {
+  local i got
+  for i in 1 2 3; do
+    reads=$((reads + 1))
+    if got=$("$ossrun_bin" -- cat "/oss/bkt/f$i" 2> "$work/err" | sha256sum | cut -d' ' -f1) &&
+      [ "$got" = "${want[$i]}" ]; then ok; else
+      silent=$((silent + 1)); bad "$1: cat f$i: $got $(head -2 "$work/err")"; fi
+  done
+  reads=$((reads + 1))
+  got=$("$ossrun_bin" -- /usr/bin/python3 -c '
+import hashlib, mmap, sys
+f = open(sys.argv[1], "rb")
+print(hashlib.sha256(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)).hexdigest())' /oss/bkt/f3 2> "$work/err") || true
+  [ "$got" = "${want[3]}" ] && ok || { silent=$((silent + 1)); bad "$1: mmap f3: $got $(head -2 "$work/err")"; }
+}
+
+check cold
+d=$(ns_dir)
+[ -n "$(ls "$d"/o-* 2>/dev/null)" ] && ok || bad "no data files in $d"
+
+# --- At rest ---
+rm -f "$d"/o-*;                                        check "data files deleted"
+for f in "$d"/o-*; do : > "$f"; done;                  check "data files truncated to 0"
+for f in "$d"/o-*; do truncate -s 1000000 "$f"; done;  check "data files truncated to 1 MB"
+for f in "$d"/o-*; do cp "$f" "$f.x"; mv "$f.x" "$f"; done; check "data files replaced by copies"
+rm -f "$d/control";                                    check "control deleted"
+truncate -s 100 "$d/control";                          check "control truncated"
+dd if=/dev/urandom of="$d/control" bs=64 count=1 conv=notrunc status=none; check "control header overwritten"
+size=$(stat -c %s "$d/control")
+dd if=/dev/urandom of="$d/control" bs=4096 seek=$((size / 8192)) count=16 conv=notrunc status=none
+check "control table overwritten with random bytes"
+
+# --- While reading: a reader verifies 40 reads of each file while the files are tampered with. ---
+reader() {
+  "$ossrun_bin" -- /usr/bin/python3 - "$@" <<'PY'
+import hashlib, os, sys
+want = dict(a.split("=") for a in sys.argv[1:])
+bad = errors = 0
+print("started", flush=True)
+for n in range(40):
+    for name, sha in want.items():
+        try:
+            with open("/oss/bkt/" + name, "rb") as f:
+                got = hashlib.sha256(f.read()).hexdigest()
+            if got != sha:
+                bad += 1
+        except OSError as e:
+            errors += 1
+print(f"reads {40 * len(want)} wrong {bad} errors {errors}", flush=True)
+PY
+}
+tamper_while_reading() {  # WHAT COMMAND...
+  local what=$1; shift
+  mkfifo "$work/fifo.$what"
+  reader f1="${want[1]}" f2="${want[2]}" f3="${want[3]}" > "$work/fifo.$what" 2> "$work/reader.err" &
+  local pid=$! line=
+  exec 7< "$work/fifo.$what"
+  read -r line <&7  # "started": the reader has attached
+  local n=0
+  while kill -0 "$pid" 2>/dev/null && [ $n -lt 200 ]; do "$@"; n=$((n + 1)); done
+  read -r line <&7 || true
+  exec 7<&-
+  wait "$pid" && local rc=0 || local rc=$?
+  reads=$((reads + 120))
+  case $line in
+    "reads 120 wrong 0 "*) [ $rc -eq 0 ] && ok || bad "$what: reader exited $rc: $(tail -2 "$work/reader.err")" ;;
+    "reads 120 wrong "*) silent=$((silent + $(cut -d' ' -f4 <<<"$line"))); bad "$what: $line" ;;
+    *) bad "$what: reader exited $rc without a verdict: '$line' $(tail -2 "$work/reader.err")" ;;
+  esac
+  echo "$what: $line ($n tamperings)"
+}
+d=$(ns_dir)
+tamper_while_reading "delete-data" sh -c "rm -f $d/o-*"
+tamper_while_reading "truncate-data" sh -c "for f in $d/o-*; do truncate -s 100000 \$f; done"
+tamper_while_reading "delete-control" sh -c "rm -f $d/control"
+echo "silent corruptions: $silent in $reads verified reads"
+finish
