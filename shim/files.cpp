@@ -338,7 +338,7 @@ namespace vfs = ossshim::vfs;
 #define OPEN_BODY(real_call, dirfd, path, flags)     \
   Target t(dirfd, path);                             \
   if (t.handled) return open_virtual(t.path, flags); \
-  return real_call
+  return fresh_fd(real_call)
 
 extern "C" {
 

@@ -85,7 +85,8 @@ Globals& globals() {
 }
 
 std::shared_ptr<vfs::OpenFile> lookup_file(int fd) {
-  auto f = virtual_fd(fd) ? g_globals.fd_file[fd].load(std::memory_order_acquire) : nullptr;
+  bool listed = fd >= 0 && fd < kMaxFds && g_globals.fd_kind[fd].load(std::memory_order_acquire) == kVirtual;
+  auto f = listed ? g_globals.fd_file[fd].load(std::memory_order_acquire) : nullptr;
   if (!f) errno = EBADF;
   return f;
 }
