@@ -34,5 +34,26 @@ syscall-mmap: error EBADF
 $truth
 libc-pread: error EBADF
 libc-read: error EBADF" "$ossrun_bin" -- bash -c "exec $static < /oss/bkt/hello.txt"
+# A virtual writer closed by syscall(SYS_close) (seen) or the syscall instruction (unseen), then a
+# local file on the same number: the local file gets its own bytes, the object the virtual ones.
+closed='virtual write: 14
+close: 0
+same number: yes
+local write: 12
+local read: 12 local bytes
+local fstat: file 12
+local close: 0
+virtual read back: virtual bytes'
+for how in syscall asm; do
+  rm -f "$work/local-$how"
+  expect "raw close ($how)" "$closed" "$ossrun_bin" -- "$OSSSHIM_BUILD_ROOT/tests/shim/raw_close" \
+    "/oss/bkt/closed-$how" "$work/local-$how" "$how"
+  [ "$(cat "$work/local-$how")" == "local bytes" ] && ok || bad "raw close ($how): the local file holds [$(cat "$work/local-$how")]"
+  [ "$(cat "$root/bkt/closed-$how" 2>&1)" == "virtual bytes" ] && ok ||
+    bad "raw close ($how): the object holds [$(cat "$root/bkt/closed-$how" 2>&1)]"
+done
+# The unseen close is reported when it is found (the number handed out again).
+"$ossrun_bin" -- "$OSSSHIM_BUILD_ROOT/tests/shim/raw_close" /oss/bkt/closed-log "$work/local-log" asm 2>&1 >/dev/null |
+  grep -q "closed by a system call the shim did not see" && ok || bad "raw close (asm): no warning about the unseen close"
 expect "static program, path" 'open: error ENOENT' "$ossrun_bin" -- "$static" /oss/bkt/hello.txt
 finish
