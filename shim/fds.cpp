@@ -22,7 +22,12 @@
 
 namespace ossshim::shim {
 
+namespace {
+void commit_parked();
+}  // namespace
+
 bool resolve(int dirfd, const char* path, vfs::VPath& out) {
+  commit_parked();  // a program's call on a virtual path: a safe point (see park)
   Globals& g = globals();
   std::string_view prefix(g.prefix, g.prefix_len);
   if (path[0] == '/') return vfs::parse(prefix, path, out);
@@ -46,22 +51,33 @@ std::string display_of(int fd) {
 }
 
 namespace {
-// Writers whose last descriptor was closed behind the shim's back, found while this thread was
-// inside libcurl (committing from there could re-enter the transfer): committed by the next
-// stale-entry check outside it, or at exit (Vfs::detach commits every open writer).
+// Writers whose last descriptor was closed behind the shim's back. The check that finds one may
+// run inside the shim's own calls (its opens and reads pass through the interposed functions,
+// possibly under its locks, or inside libcurl), so they are committed at the next call a program
+// makes on a virtual path or a virtual close (commit_parked), or at exit (Vfs::detach commits
+// every open writer).
 std::mutex g_parked_mu;
-std::vector<std::shared_ptr<vfs::OpenFile>>* g_parked = nullptr;
+std::vector<std::shared_ptr<vfs::OpenFile>>* g_parked = nullptr;  // guarded by g_parked_mu
+std::atomic<bool> g_any_parked{false};
 
-void commit_or_park(std::shared_ptr<vfs::OpenFile> last) {
+void park(std::shared_ptr<vfs::OpenFile> last) {
+  std::lock_guard lock(g_parked_mu);
+  if (!g_parked) g_parked = new std::vector<std::shared_ptr<vfs::OpenFile>>;
+  g_parked->push_back(std::move(last));
+  g_any_parked.store(true);
+}
+
+void commit_parked() {
+  if (!g_any_parked.load(std::memory_order_relaxed) || http::in_curl() || in_vfork_child()) return;
   std::vector<std::shared_ptr<vfs::OpenFile>> ready;
   {
     std::lock_guard lock(g_parked_mu);
-    if (!g_parked) g_parked = new std::vector<std::shared_ptr<vfs::OpenFile>>;
-    if (last) g_parked->push_back(std::move(last));
-    if (http::in_curl()) return;
     ready.swap(*g_parked);
+    g_any_parked.store(false);
   }
+  int saved = errno;
   for (auto& f : ready) finish_close(f, 0);  // close_file logs a failure
+  errno = saved;
 }
 
 // The stale entry of `fd`: its placeholder was closed by a call the shim did not see.
@@ -72,8 +88,8 @@ void forget_stale(int fd) {
   if (!f) return;
   log::warn("descriptor " + std::to_string(fd) + " of " + f->display +
             " was closed by a system call the shim did not see (raw syscall or io_uring)" +
-            (last ? "; committing what was written through the shim, as close would" : "; entry dropped"));
-  if (last) commit_or_park(std::move(last));
+            (last ? "; what was written through the shim is committed, as close would" : "; entry dropped"));
+  if (last) park(std::move(last));
 }
 }  // namespace
 
@@ -97,7 +113,7 @@ void attach(int fd, std::shared_ptr<vfs::OpenFile> file) {
   file->descriptors.fetch_add(1);
   auto old = g.fd_file[fd].exchange(std::move(file), std::memory_order_acq_rel);
   // A stale entry the kernel's new descriptor replaces: its close was missed; close it now.
-  if (old && old->descriptors.fetch_sub(1) == 1 && old->writer) commit_or_park(std::move(old));
+  if (old && old->descriptors.fetch_sub(1) == 1 && old->writer) park(std::move(old));
   if (g.fd_kind[fd].exchange(kVirtual, std::memory_order_acq_rel) == kPlain) g.virtual_fds.fetch_add(1);
 }
 
@@ -112,6 +128,7 @@ std::shared_ptr<vfs::OpenFile> detach(int fd) {
 }
 
 int finish_close(const std::shared_ptr<vfs::OpenFile>& last, int result) {
+  commit_parked();
   if (!last) return result;
   vfs::Vfs* fs = filesystem();
   if (!fs) return result;
