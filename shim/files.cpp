@@ -568,7 +568,7 @@ void closefrom(int lowfd) {
 }
 
 int dup(int fd) {
-  if (!shim_fd(fd)) return REAL(dup)(fd);
+  if (!shim_fd(fd)) return fresh_fd(REAL(dup)(fd));
   if (sink_fd(fd)) {
     int r = REAL(dup)(fd);
     if (r >= 0 && !in_vfork_child()) sink_copied(fd, r);

@@ -158,6 +158,35 @@ long route(long n, const Args& x, bool& handled) {
   return 0;
 }
 
+// Numbers whose result is a new descriptor: if the table still lists that number as virtual, its
+// placeholder was closed unseen (fresh_fd drops the entry).
+bool returns_fd(long n, const Args& x) {
+  switch (n) {
+    case SYS_open:
+    case SYS_openat:
+    case SYS_openat2:
+    case SYS_dup:
+    case SYS_dup2:
+    case SYS_dup3:
+    case SYS_socket:
+    case SYS_accept:
+    case SYS_accept4:
+    case SYS_eventfd2:
+    case SYS_memfd_create:
+    case SYS_epoll_create1:
+    case SYS_timerfd_create:
+    case SYS_signalfd4:
+    case SYS_inotify_init1:
+    case SYS_pidfd_open:
+    case SYS_io_uring_setup:
+      return true;
+    case SYS_fcntl:
+      return x.a[1] == F_DUPFD || x.a[1] == F_DUPFD_CLOEXEC;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 extern "C" long syscall(long number, ...) {
@@ -169,5 +198,7 @@ extern "C" long syscall(long number, ...) {
   bool handled;
   long r = route(number, x, handled);
   if (handled) return r;
-  return raw_syscall()(number, x.a[0], x.a[1], x.a[2], x.a[3], x.a[4], x.a[5]);
+  r = raw_syscall()(number, x.a[0], x.a[1], x.a[2], x.a[3], x.a[4], x.a[5]);
+  if (r >= 0 && r < kMaxFds && returns_fd(number, x)) fresh_fd(static_cast<int>(r));
+  return r;
 }

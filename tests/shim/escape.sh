@@ -28,6 +28,15 @@ libc-pread: 11 bytes \"hello\"
 libc-read: 11 bytes \"hello\""
 expect "preloaded program, opened path" "$preloaded" "$ossrun_bin" -- "$dyn" /oss/bkt/hello.txt
 expect "preloaded program, inherited stdin" "$preloaded" "$ossrun_bin" -- bash -c "exec $dyn < /oss/bkt/hello.txt"
+mkdir -p "$root/bkt/dir/sub"
+expect "preloaded program, opened directory" 'syscall-pread: error EISDIR
+asm-pread: error EBADF
+syscall-mmap: error EBADF
+asm-fstat: dir 0755 mtime as fstat
+syscall-statx: dir 0755 mtime as fstat
+asm-statx: dir 0755 mtime as fstat
+libc-pread: error EISDIR
+libc-read: error EISDIR' "$ossrun_bin" -- "$dyn" /oss/bkt/dir
 expect "static program, inherited stdin" "syscall-pread: error EBADF
 asm-pread: error EBADF
 syscall-mmap: error EBADF

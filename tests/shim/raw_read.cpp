@@ -22,11 +22,11 @@ static void describe(const char* how, long r, int err, unsigned mode, unsigned l
     std::printf("%s: error %s\n", how, strerrorname_np(err));
     return;
   }
-  std::printf("%s: %s %04o %llu bytes, mtime %s\n", how,
-              S_ISREG(mode)   ? "file"
-              : S_ISDIR(mode) ? "dir"
-                              : "other",
-              mode & 07777, size, mtime == libc_mtime ? "as fstat" : "differs");
+  char bytes[32] = "";  // a directory's size is the file system's own
+  if (S_ISREG(mode)) std::snprintf(bytes, sizeof bytes, " %llu bytes,", size);
+  const char* type = S_ISREG(mode) ? "file" : S_ISDIR(mode) ? "dir" : "other";
+  std::printf("%s: %s %04o%s mtime %s\n", how, type, mode & 07777, bytes,
+              mtime == libc_mtime ? "as fstat" : "differs");
 }
 
 static void report(const char* how, long n, int err, const char* buf) {
