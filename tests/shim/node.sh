@@ -26,6 +26,11 @@ node "$script" "$local_dir" "$work/source.bin" "$work/copies-local" > "$work/loc
   bad "the local run failed: $(head -5 "$work/local.err")"
 "$ossrun_bin" -- node "$script" /oss/bkt "$work/source.bin" "$work/copies-virtual" > "$work/virtual.out" 2> "$work/virtual.err" ||
   bad "the run under the shim failed: $(grep -v '^ossshim\[' "$work/virtual.err" | head -5)"
+# Node's stdin and stdout redirected from and into the prefix by a shell under the shim.
+pipe_js='process.stdin.pipe(process.stdout)'
+node -e "$pipe_js" < "$local_dir/in/big.bin" > "$local_dir/out/stdout.bin" || bad "the local stdin/stdout copy failed"
+"$ossrun_bin" -- bash -c "node -e '$pipe_js' < /oss/bkt/in/big.bin > /oss/bkt/out/stdout.bin" 2>> "$work/virtual.err" ||
+  bad "node with stdin and stdout in the prefix failed: $(grep -v '^ossshim\[' "$work/virtual.err" | tail -3)"
 checks=$(wc -l < "$work/local.out")
 [ "$checks" -ge 60 ] && ok || bad "the local run reported $checks checks, want at least 60: $(tail -3 "$work/local.out")"
 grep -q '^readFile callback: 9490 ' "$work/local.out" && ok || bad "the local report lacks the callback readFile of 9490 bytes"

@@ -146,6 +146,25 @@ async function main() {
   await check('openSync dir for writing', () => fs.openSync(at('in/sub'), 'w'));
   await check('readdirSync file', () => fs.readdirSync(at('in/small.txt')).length);
 
+  // Changing files in place; temporary directories; recursive copies.
+  await check('appendFileSync', () => { fs.writeFileSync(at('out/ap.txt'), 'a\n'); fs.appendFileSync(at('out/ap.txt'), 'b\n'); return JSON.stringify(fs.readFileSync(at('out/ap.txt'), 'utf8')); });
+  await check('truncateSync', () => { fs.truncateSync(at('out/ap.txt'), 3); return fs.statSync(at('out/ap.txt')).size; });
+  await check('open r+ writeSync', () => {
+    const fd = fs.openSync(at('out/ap.txt'), 'r+');
+    fs.writeSync(fd, 'Q', 0);
+    fs.closeSync(fd);
+    return JSON.stringify(fs.readFileSync(at('out/ap.txt'), 'utf8'));
+  });
+  await check('fsyncSync', () => { const fd = fs.openSync(at('out/synced.txt'), 'w'); fs.writeSync(fd, 'synced\n'); fs.fsyncSync(fd); fs.closeSync(fd); return 'done'; });
+  await check('mkdtempSync', () => {
+    const t = fs.mkdtempSync(at('out/tmp-'));
+    fs.writeFileSync(path.join(t, 'x'), 'y');
+    const names = fs.readdirSync(t).join(',');
+    fs.rmSync(t, { recursive: true });
+    return names;
+  });
+  await check('cpSync recursive', () => { fs.cpSync(at('in/sub'), at('out/sub-copy'), { recursive: true }); return fs.readdirSync(at('out/sub-copy'), { recursive: true }).sort().join(','); });
+
   // Everything written reads back as written (in a fresh listing and read).
   for (const name of fs.readdirSync(at('out'), { recursive: true }).sort()) {
     const p = at(path.join('out', name));
