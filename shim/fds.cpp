@@ -221,7 +221,7 @@ Record record_of(const vfs::OpenFile& f) {
 // Under /dev/shm (memory) when it exists, else /tmp. Without either: O_PATH of "/".
 int make_dir_placeholder(const vfs::OpenFile& f, int flags) {
   static std::atomic<unsigned> counter{0};
-  const char* base = REAL(access)("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+  static const char* const base = REAL(access)("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
   char path[128];
   std::snprintf(path, sizeof path, "%s/%s%d-%u", base, kDirPlaceholderStem, static_cast<int>(::getpid()),
                 counter.fetch_add(1));
