@@ -3,19 +3,31 @@
 #include <dirent.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <vector>
 
+#include "http/transport.hpp"
 #include "log/log.hpp"
 #include "real.hpp"
 #include "shim.hpp"
 
 namespace ossshim::shim {
 
+namespace {
+void commit_parked();
+}  // namespace
+
 bool resolve(int dirfd, const char* path, vfs::VPath& out) {
+  commit_parked();  // a program's call on a virtual path: a safe point (see park)
   Globals& g = globals();
   std::string_view prefix(g.prefix, g.prefix_len);
   if (path[0] == '/') return vfs::parse(prefix, path, out);
@@ -38,11 +50,70 @@ std::string display_of(int fd) {
   return f ? f->display : std::string();
 }
 
+namespace {
+// Writers whose last descriptor was closed behind the shim's back. The check that finds one may
+// run inside the shim's own calls (its opens and reads pass through the interposed functions,
+// possibly under its locks, or inside libcurl), so they are committed at the next call a program
+// makes on a virtual path or a virtual close (commit_parked), or at exit (Vfs::detach commits
+// every open writer).
+std::mutex g_parked_mu;
+std::vector<std::shared_ptr<vfs::OpenFile>>* g_parked = nullptr;  // guarded by g_parked_mu
+std::atomic<bool> g_any_parked{false};
+
+void park(std::shared_ptr<vfs::OpenFile> last) {
+  std::lock_guard lock(g_parked_mu);
+  if (!g_parked) g_parked = new std::vector<std::shared_ptr<vfs::OpenFile>>;
+  g_parked->push_back(std::move(last));
+  g_any_parked.store(true);
+}
+
+void commit_parked() {
+  if (!g_any_parked.load(std::memory_order_relaxed) || http::in_curl() || in_vfork_child()) return;
+  std::vector<std::shared_ptr<vfs::OpenFile>> ready;
+  {
+    std::lock_guard lock(g_parked_mu);
+    ready.swap(*g_parked);
+    g_any_parked.store(false);
+  }
+  int saved = errno;
+  for (auto& f : ready) finish_close(f, 0);  // close_file logs a failure
+  errno = saved;
+}
+
+// The stale entry of `fd`: its placeholder was closed by a call the shim did not see.
+void forget_stale(int fd) {
+  if (in_vfork_child()) return;  // the tables are the parent's
+  auto f = lookup_file(fd);
+  auto last = detach(fd);
+  if (!f) return;
+  log::warn("descriptor " + std::to_string(fd) + " of " + f->display +
+            " was closed by a system call the shim did not see (raw syscall or io_uring)" +
+            (last ? "; what was written through the shim is committed, as close would" : "; entry dropped"));
+  if (last) park(std::move(last));
+}
+}  // namespace
+
+bool placeholder_intact(int fd) {
+  Globals& g = globals();
+  struct stat st;
+  if (REAL(fstat)(fd, &st) == 0 && static_cast<std::uint64_t>(st.st_ino) == g.fd_ino[fd].load() &&
+      static_cast<std::uint64_t>(st.st_dev) == g.fd_dev[fd].load())
+    return true;
+  forget_stale(fd);
+  return false;
+}
+
 void attach(int fd, std::shared_ptr<vfs::OpenFile> file) {
   Globals& g = globals();
+  struct stat st;
+  if (REAL(fstat)(fd, &st) == 0) {
+    g.fd_dev[fd].store(static_cast<std::uint64_t>(st.st_dev));
+    g.fd_ino[fd].store(static_cast<std::uint64_t>(st.st_ino));
+  }
   file->descriptors.fetch_add(1);
   auto old = g.fd_file[fd].exchange(std::move(file), std::memory_order_acq_rel);
-  if (old) old->descriptors.fetch_sub(1);
+  // A stale entry the kernel's new descriptor replaces: its close was missed; close it now.
+  if (old && old->descriptors.fetch_sub(1) == 1 && old->writer) park(std::move(old));
   if (g.fd_kind[fd].exchange(kVirtual, std::memory_order_acq_rel) == kPlain) g.virtual_fds.fetch_add(1);
 }
 
@@ -57,6 +128,7 @@ std::shared_ptr<vfs::OpenFile> detach(int fd) {
 }
 
 int finish_close(const std::shared_ptr<vfs::OpenFile>& last, int result) {
+  commit_parked();
   if (!last) return result;
   vfs::Vfs* fs = filesystem();
   if (!fs) return result;
@@ -71,75 +143,259 @@ int finish_close(const std::shared_ptr<vfs::OpenFile>& last, int result) {
 namespace {
 constexpr char kPlaceholderName[] = "ossshim-fd";
 constexpr char kPlaceholderLink[] = "/memfd:ossshim-fd (deleted)";
-constexpr char kPlaceholderMagic[] = "ossshim-fd 2";
+constexpr char kDirPlaceholderStem[] = ".ossshim-dir-";
+constexpr char kRecordsVar[] = "OSSSHIM_INHERITED_FDS";
 
-// The kernel object behind a virtual fd: an O_PATH descriptor of a small memfd that records
-// which object it stands for. O_PATH means read, write, mmap ... on it fail with EBADF, so a call
-// that escapes the shim (raw syscall, io_uring, static binary) fails loudly; the record lets a
-// program exec'd with the fd (tar | gzip, a shell redirect) take it over (adopt_inherited_fds).
+// What a program exec'd with a virtual fd needs to take it over, beyond what fstat of the
+// placeholder says (type, size, mtime). Keyed by the placeholder's (st_dev, st_ino).
+struct Record {
+  char kind = 'r';  // 'r' file for reading, 'd' directory, 'w' writer
+  int flags = 0;    // a writer's open flags (O_APPEND)
+  long opener = 0;  // a writer's process
+  std::string etag, display;
+};
+using Identity = std::pair<std::uint64_t, std::uint64_t>;
+std::mutex g_records_mu;
+std::map<Identity, Record>* g_records = nullptr;  // guarded by g_records_mu; never destroyed
+std::vector<std::pair<int, Record>> g_handed;     // note_handoff, for this exec
+
+std::map<Identity, Record>& records() {
+  if (!g_records) g_records = new std::map<Identity, Record>;
+  return *g_records;
+}
+
+bool identity_of(int fd, Identity& id, struct stat* out = nullptr) {
+  struct stat st;
+  if (REAL(fstat)(fd, &st) != 0) return false;
+  id = {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino)};
+  if (out) *out = st;
+  return true;
+}
+
+// "dev:ino:kind:flags:opener:etaglen:displaylen:" etag display ";" -- lengths, not separators,
+// delimit the strings, so any key (';', newlines, 4 KiB long) round-trips.
+void append_record(std::string& out, const Identity& id, const Record& r) {
+  out += std::to_string(id.first) + ":" + std::to_string(id.second) + ":" + r.kind + ":" +
+         std::to_string(r.flags) + ":" + std::to_string(r.opener) + ":" + std::to_string(r.etag.size()) +
+         ":" + std::to_string(r.display.size()) + ":" + r.etag + r.display + ";";
+}
+
+void parse_records(const char* text, std::map<Identity, Record>& into) {
+  const char* p = text;
+  while (*p) {
+    unsigned long long dev, ino, etag_len, display_len;
+    char kind;
+    int flags, used = 0;
+    long opener;
+    if (std::sscanf(p, "%llu:%llu:%c:%d:%ld:%llu:%llu:%n", &dev, &ino, &kind, &flags, &opener, &etag_len,
+                    &display_len, &used) != 7 ||
+        used == 0 || std::strlen(p + used) < etag_len + display_len + 1 ||
+        p[used + etag_len + display_len] != ';') {
+      log::warn(std::string(kRecordsVar) + " is malformed at \"" + std::string(p).substr(0, 40) +
+                "\": inherited virtual descriptors after it are not adopted (calls on them fail with EBADF)");
+      return;
+    }
+    Record r;
+    r.kind = kind;
+    r.flags = flags;
+    r.opener = opener;
+    r.etag.assign(p + used, etag_len);
+    r.display.assign(p + used + etag_len, display_len);
+    into[{dev, ino}] = std::move(r);
+    p += used + etag_len + display_len + 1;
+  }
+}
+
+Record record_of(const vfs::OpenFile& f) {
+  Record r;
+  r.kind = f.attr.dir ? 'd' : f.writer ? 'w' : 'r';
+  r.flags = f.status_flags.load();
+  r.opener = f.writer_pid;
+  r.etag = f.attr.etag;
+  r.display = f.display;
+  return r;
+}
+
+// A directory placeholder: an empty directory the shim makes and removes at once, held by an
+// O_PATH descriptor (fstat: a 0755 directory with the listing's mtime; unique inode while open).
+// Under /dev/shm (memory) when it exists, else /tmp. Without either: O_PATH of "/".
+int make_dir_placeholder(const vfs::OpenFile& f, int flags) {
+  static std::atomic<unsigned> counter{0};
+  static const char* const base = REAL(access)("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+  char path[128];
+  std::snprintf(path, sizeof path, "%s/%s%d-%u", base, kDirPlaceholderStem, static_cast<int>(::getpid()),
+                counter.fetch_add(1));
+  int fd = -1;
+  if (REAL(mkdir)(path, 0755) == 0) {
+    REAL(chmod)(path, 0755);  // whatever the umask
+    struct timespec times[2] = {{f.attr.mtime, 0}, {f.attr.mtime, 0}};
+    REAL(utimensat)(AT_FDCWD, path, times, 0);
+    fd = REAL(open)(path, flags | O_DIRECTORY);
+    REAL(rmdir)(path);
+  }
+  return fd >= 0 ? fd : REAL(open)("/", flags | O_DIRECTORY);
+}
+
+// A file placeholder: an O_PATH descriptor of a memfd sized to the object (sparse: no memory),
+// mode 0644, the object's mtime. O_PATH means read, write, mmap ... on it fail with EBADF, so a
+// call that escapes the shim (raw syscall, io_uring, static binary) fails loudly, while a raw
+// fstat/statx tells the truth about it. A writer keeps a real descriptor of the memfd
+// (record_fd): a program that takes the file over after exec seals it (see adopt_fd).
 int make_placeholder(vfs::OpenFile& f, bool cloexec) {
   int flags = O_PATH | (cloexec ? O_CLOEXEC : 0);
-  int m = memfd_create(kPlaceholderName, MFD_CLOEXEC);
+  if (f.attr.dir) return make_dir_placeholder(f, flags);
+  int m = memfd_create(kPlaceholderName, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+#ifdef MFD_NOEXEC_SEAL
+  if (m < 0 && errno == EACCES)
+    m = memfd_create(kPlaceholderName, MFD_CLOEXEC | MFD_NOEXEC_SEAL);  // vm.memfd_noexec=2
+#endif
   if (m >= 0) {
-    std::string record =
-        std::string(kPlaceholderMagic) + "\n" + f.display + "\n" + f.attr.etag + "\n" +
-        std::to_string(f.attr.size) + "\n" + std::to_string(f.attr.mtime) + "\n" + (f.attr.dir ? "d" : "f") +
-        "\n" +
-        (f.writer ? "w " + std::to_string(f.status_flags.load()) + " " + std::to_string(f.writer_pid)
-                  : std::string("r")) +
-        "\n";
-    bool written = ::write(m, record.data(), record.size()) == static_cast<ssize_t>(record.size());
+    vfs::Vfs* fs = filesystem();
+    std::uint64_t size = f.writer && fs ? fs->size_of(f) : f.attr.size;
+    std::time_t mtime = f.attr.mtime ? f.attr.mtime : std::time(nullptr);
+    struct timespec times[2] = {{mtime, 0}, {mtime, 0}};
+    bool shaped = REAL(ftruncate)(m, static_cast<off_t>(size)) == 0 && REAL(fchmod)(m, 0644) == 0;
+    REAL(futimens)(m, times);
     char self[64];
     std::snprintf(self, sizeof self, "/proc/self/fd/%d", m);
-    int fd = written ? REAL(open)(self, flags) : -1;
-    // A writer keeps its record readable: a process that takes the file over marks it there.
-    if (fd >= 0 && f.writer && f.record_fd < 0) f.record_fd = REAL(fcntl)(m, F_DUPFD_CLOEXEC, 0);
+    int fd = shaped ? REAL(open)(self, flags) : -1;
+    if (fd >= 0 && f.writer && f.record_fd < 0) {
+      f.record_fd = m;
+      return fd;
+    }
     REAL(close)(m);
     if (fd >= 0) return fd;
   }
   return REAL(open)("/", flags | O_DIRECTORY);  // no memfd or /proc: still fails loudly
 }
-}  // namespace
 
-// Takes over `fd` if it is a placeholder of this prefix. A file that was open for writing gets a
-// writer of its own here (truncating, or appending for O_APPEND): the process that opened it
-// exec'd into this one (a shell's `cmd > /oss/...`) or handed it to this child.
-bool adopt_fd(int fd) {
-  char link[64], target[64];
+bool is_placeholder_link(int fd) {
+  char link[64], target[256];
   std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
   ssize_t n = REAL(readlink)(link, target, sizeof target - 1);
   if (n <= 0) return false;
   target[n] = '\0';
-  if (std::strcmp(target, kPlaceholderLink) != 0) return false;
-  int rfd = REAL(open)(link, O_RDONLY | O_CLOEXEC);
-  if (rfd < 0) return false;
-  char buf[8192];
-  ssize_t got = REAL(read)(rfd, buf, sizeof buf - 1);
-  REAL(close)(rfd);
-  if (got <= 0) return false;
-  std::vector<std::string> lines;
-  std::string text(buf, static_cast<std::size_t>(got));
-  for (std::size_t at = 0, nl; (nl = text.find('\n', at)) != std::string::npos; at = nl + 1)
-    lines.push_back(text.substr(at, nl - at));
-  vfs::VPath path;
-  if (lines.size() < 7 || lines[0] != kPlaceholderMagic ||
-      !vfs::parse(std::string_view(globals().prefix, globals().prefix_len), lines[1], path))
-    return false;  // another prefix, or a record from another version: leave it alone
-  if (lines[6].rfind("w ", 0) == 0) {
-    int was = 0;
-    long opener = 0;
-    std::sscanf(lines[6].c_str() + 2, "%d %ld", &was, &opener);
-    if (opener != ::getpid()) {
-      // Another process opened it (subprocess with stdout=f): this one writes the file now, and
-      // the record tells the opener not to commit its own (empty) version over ours.
-      int wfd = REAL(open)(link, O_WRONLY | O_APPEND | O_CLOEXEC);
-      std::string mark = "taken " + std::to_string(::getpid()) + "\n";
-      if (wfd >= 0) {
-        (void)!REAL(write)(wfd, mark.data(), mark.size());
-        REAL(close)(wfd);
-      }
+  return std::strcmp(target, kPlaceholderLink) == 0 || std::strstr(target, kDirPlaceholderStem) != nullptr;
+}
+}  // namespace
+
+void note_handoff(int fd, const vfs::OpenFile& file) {
+  Record r = record_of(file);  // now: the hand-off then leaves the writer to nobody (writer_pid 0)
+  std::lock_guard lock(g_records_mu);
+  g_handed.emplace_back(fd, std::move(r));
+}
+
+namespace {
+// Every descriptor of this process that an exec keeps (no FD_CLOEXEC), read from /proc/self/fd
+// with a stack buffer (this runs in vfork()ed children too).
+std::vector<int> inheritable_fds() {
+  std::vector<int> out;
+  int dir = REAL(open)("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return out;
+  char buf[4096];
+  for (long n; (n = REAL(syscall)(SYS_getdents64, dir, buf, sizeof buf)) > 0;) {
+    for (long at = 0; at < n;) {
+      auto* e = reinterpret_cast<struct dirent64*>(buf + at);
+      at += e->d_reclen;
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      int fd = std::atoi(e->d_name);
+      int fdflags = fd == dir ? -1 : REAL(fcntl)(fd, F_GETFD);
+      if (fdflags >= 0 && !(fdflags & FD_CLOEXEC)) out.push_back(fd);
     }
-    int flags = O_WRONLY | ((was & O_APPEND) ? O_APPEND : O_CREAT | O_TRUNC);
+  }
+  REAL(close)(dir);
+  return out;
+}
+}  // namespace
+
+std::string inheritance_env() {
+  // Placeholders by identity: the table's, and the sinks' just made for this exec. Matching the
+  // kernel's descriptors by identity also finds copies the table does not list (a dup2 onto 0..2
+  // in a vfork()ed child, which must leave the tables alone).
+  bool shared_memory = in_vfork_child();
+  std::map<Identity, Record> placeholders;
+  Globals& g = globals();
+  for (int fd = 0; fd < kMaxFds; ++fd) {
+    if (g.fd_kind[fd].load(std::memory_order_relaxed) != kVirtual) continue;
+    if (auto f = lookup_file(fd)) placeholders[{g.fd_dev[fd].load(), g.fd_ino[fd].load()}] = record_of(*f);
+  }
+  if (!shared_memory) {
+    std::vector<std::pair<int, Record>> handed;
+    {
+      std::lock_guard lock(g_records_mu);
+      handed.swap(g_handed);
+    }
+    for (auto& [fd, r] : handed) {
+      Identity id;
+      if (identity_of(fd, id)) placeholders[id] = std::move(r);
+    }
+  }
+  std::string text;
+  std::map<Identity, Record> made;
+  for (int fd : inheritable_fds()) {
+    Identity id;
+    if (!identity_of(fd, id) || made.count(id)) continue;
+    auto it = placeholders.find(id);
+    if (it == placeholders.end()) continue;
+    append_record(text, id, it->second);
+    made[id] = it->second;
+  }
+  if (!shared_memory) {  // a failed exec adopts them back (sinks_after_failed_exec)
+    std::lock_guard lock(g_records_mu);
+    for (auto& [id, r] : made) records()[id] = std::move(r);
+  }
+  return text.empty() ? std::string() : std::string(kRecordsVar) + "=" + text;
+}
+
+std::vector<char*> environment_with(char* const envp[], const std::string& entry) {
+  std::vector<char*> out;
+  std::size_t name_len = sizeof kRecordsVar - 1;
+  for (std::size_t i = 0; envp && envp[i]; ++i)
+    if (std::strncmp(envp[i], kRecordsVar, name_len) != 0 || envp[i][name_len] != '=') out.push_back(envp[i]);
+  if (!entry.empty()) out.push_back(const_cast<char*>(entry.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+// Takes over `fd` if it is a placeholder of this prefix with a record. A file that was open for
+// writing gets a writer of its own here (truncating, or appending for O_APPEND): the process that
+// opened it exec'd into this one (a shell's `cmd > /oss/...`) or handed it to this child.
+bool adopt_fd(int fd) {
+  Identity id;
+  struct stat st;
+  if (!identity_of(fd, id, &st)) return false;
+  Record rec;
+  {
+    std::lock_guard lock(g_records_mu);
+    auto it = records().find(id);
+    if (it == records().end()) {
+      if (is_placeholder_link(fd))
+        log::warn("descriptor " + std::to_string(fd) + " is a virtual file inherited without its record (" +
+                  kRecordsVar +
+                  "): it was exec'd by a call the shim did not see (posix_spawn, a raw execve); reads and "
+                  "writes on it fail with EBADF -- open the file in the new program instead");
+      return false;
+    }
+    rec = it->second;
+  }
+  vfs::VPath path;
+  if (!vfs::parse(std::string_view(globals().prefix, globals().prefix_len), rec.display, path))
+    return false;  // another prefix: leave it alone
+  char link[64];
+  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  if (rec.kind == 'w') {
+    // Tells the opener (another process: subprocess with stdout=f) not to commit its own (empty)
+    // version over ours: the F_SEAL_SEAL seal on the memfd (see vfs::OpenFile::record_fd). The
+    // seal is the opener's to read; this process's writer keeps no record (it commits).
+    if (rec.opener != ::getpid()) {
+      int own = REAL(open)(link, O_RDWR | O_CLOEXEC);
+      if (own < 0 || REAL(fcntl)(own, F_ADD_SEALS, F_SEAL_SEAL) != 0)
+        log::warn("inherited descriptor " + std::to_string(fd) + " of " + rec.display +
+                  ": cannot mark it taken over (" + std::strerror(errno) + "); process " +
+                  std::to_string(rec.opener) + " may store its own version when it closes the file");
+      if (own >= 0) REAL(close)(own);
+    }
+    int flags = O_WRONLY | ((rec.flags & O_APPEND) ? O_APPEND : O_CREAT | O_TRUNC);
     vfs::Vfs* fs = filesystem();
     auto f = fs ? fs->open_write(path, flags) : Result<std::shared_ptr<vfs::OpenFile>>(Error{});
     if (!f) {
@@ -148,24 +404,28 @@ bool adopt_fd(int fd) {
                    " cannot be written");
       return false;
     }
-    (*f)->status_flags.store(was);
+    (*f)->status_flags.store(rec.flags);
     if ((fd == 1 || fd == 2) && make_sink(fd, *f)) return true;
     attach(fd, std::move(f.value()));
     return true;
   }
   auto f = std::make_shared<vfs::OpenFile>();
   f->path = path;
-  f->display = lines[1];
-  f->attr.etag = lines[2];
-  f->attr.size = std::strtoull(lines[3].c_str(), nullptr, 10);
-  f->attr.mtime = static_cast<std::time_t>(std::strtoll(lines[4].c_str(), nullptr, 10));
-  f->attr.dir = lines[5] == "d";
+  f->display = rec.display;
+  f->attr.etag = rec.etag;
+  f->attr.dir = rec.kind == 'd';
+  f->attr.size = f->attr.dir ? 0 : static_cast<std::uint64_t>(st.st_size);
+  f->attr.mtime = st.st_mtime;
   f->status_flags.store(O_RDONLY | O_LARGEFILE);
   attach(fd, std::move(f));
   return true;
 }
 
 void adopt_inherited_fds() {
+  if (const char* text = std::getenv(kRecordsVar)) {
+    std::lock_guard lock(g_records_mu);
+    parse_records(text, records());
+  }
   DIR* d = REAL(opendir)("/proc/self/fd");
   if (!d) return;
   int own = REAL(dirfd)(d);
@@ -194,8 +454,9 @@ int register_file(std::shared_ptr<vfs::OpenFile> file, bool cloexec) {
 
 int fail(const Error& e) {
   // Programs probe: a missing file or a file where a directory was expected is routine, logged
-  // only at debug level. Everything else (server refusals, network, writes) is a warning.
-  if (e.err == ENOENT || e.err == ENOTDIR || e.err == EISDIR || e.err == EEXIST)
+  // only at debug level (so is ENOTEMPTY: rm -r and rimraf try rmdir first). Everything else (server
+  // refusals, network, writes) is a warning.
+  if (e.err == ENOENT || e.err == ENOTDIR || e.err == EISDIR || e.err == EEXIST || e.err == ENOTEMPTY)
     log::debug(e.to_string());
   else
     log::warn(e.to_string());

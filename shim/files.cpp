@@ -293,8 +293,13 @@ void* map_virtual(void* addr, size_t len, int prot, int flags, int fd, off_t off
   if (f->attr.dir) return (fail(ENODEV), MAP_FAILED);
   if (len == 0 || off < 0 || off % sysconf(_SC_PAGESIZE) != 0) return (fail(EINVAL), MAP_FAILED);
   int type = flags & MAP_TYPE;
-  if ((type == MAP_SHARED || type == MAP_SHARED_VALIDATE) && (prot & PROT_WRITE))
+  if ((type == MAP_SHARED || type == MAP_SHARED_VALIDATE) && (prot & PROT_WRITE)) {
+    // sqlite's WAL index (-shm) is the common case: its workaround is in the message.
+    log::warn(
+        "mmap " + f->display + ": shared writable mappings of virtual files are not supported (EACCES)" +
+        " -- map it MAP_PRIVATE or read it; sqlite: PRAGMA locking_mode=EXCLUSIVE before journal_mode=WAL");
     return (fail(EACCES), MAP_FAILED);
+  }
   vfs::Vfs* fs = filesystem();
   if (!fs) return MAP_FAILED;
   // Zero-copy: map the object's pages in the node's shared cache (pinned until munmap), so every
@@ -338,7 +343,7 @@ namespace vfs = ossshim::vfs;
 #define OPEN_BODY(real_call, dirfd, path, flags)     \
   Target t(dirfd, path);                             \
   if (t.handled) return open_virtual(t.path, flags); \
-  return real_call
+  return fresh_fd(real_call)
 
 extern "C" {
 
@@ -563,7 +568,7 @@ void closefrom(int lowfd) {
 }
 
 int dup(int fd) {
-  if (!shim_fd(fd)) return REAL(dup)(fd);
+  if (!shim_fd(fd)) return fresh_fd(REAL(dup)(fd));
   if (sink_fd(fd)) {
     int r = REAL(dup)(fd);
     if (r >= 0 && !in_vfork_child()) sink_copied(fd, r);

@@ -44,13 +44,23 @@ std::string display_of(int fd);
 // Opens (dirfd, path) for the shim with open(2) flags; returns the new virtual fd or -1/errno.
 int open_virtual(const vfs::VPath& p, int flags);
 
-// Registers an open file under a fresh kernel-reserved descriptor (an O_PATH descriptor of "/",
-// on which any escaped read/write/mmap fails with EBADF). Returns the fd or -1/errno.
+// Registers an open file under a fresh kernel-reserved descriptor (an O_PATH placeholder whose
+// fstat tells the truth and on which any escaped read/write/mmap fails with EBADF; fds.cpp).
+// Returns the fd or -1/errno.
 int register_file(std::shared_ptr<vfs::OpenFile> file, bool cloexec);
 // At start-up: takes over virtual fds inherited across exec (their records survive in the kernel).
 void adopt_inherited_fds();
 // Takes over one such descriptor; false if it is not a placeholder of this prefix.
 bool adopt_fd(int fd);
+// Exec hand-off. A placeholder carries type, size, mode and mtime (fstat); the rest of what the
+// new program needs (path, etag, writer flags) travels in an environment variable, one record
+// per inherited placeholder keyed by its (st_dev, st_ino). note_handoff adds a placeholder that
+// is not in the table (a sink's, sinks_before_exec); inheritance_env returns the variable's
+// "NAME=records" entry (empty: nothing inherited) for every descriptor without FD_CLOEXEC;
+// environment_with gives `envp` with that entry instead of any inherited one.
+void note_handoff(int fd, const vfs::OpenFile& file);
+std::string inheritance_env();
+std::vector<char*> environment_with(char* const envp[], const std::string& entry);
 
 // Standard output and error redirected into the prefix (sinks.cpp). glibc's stdio writes them
 // with internal calls the shim never sees, so such a descriptor (1 or 2) becomes a pipe that a

@@ -7,6 +7,7 @@
 // new program: the descriptor becomes a placeholder again, which the program adopts at start-up.
 #include <fcntl.h>
 #include <poll.h>
+#include <spawn.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -237,6 +238,7 @@ void sinks_before_exec() {
         (void)detach(holder);  // only its kernel object is wanted
         REAL(dup3)(holder, fd, cloexec > 0 && (cloexec & FD_CLOEXEC) ? O_CLOEXEC : 0);
         REAL(close)(holder);
+        note_handoff(fd, *s->file);
       }
       tables().handed.push_back(fd);
       if (--s->copies == 0) handed.push_back(s);
@@ -285,11 +287,20 @@ namespace {
 bool any_sinks() {
   return globals().virtual_fds.load(std::memory_order_relaxed) > 0 && !in_vfork_child();
 }
+// `call` receives the environment the new program gets: `envp` with the records of the
+// virtual fds it inherits (see inheritance_env).
 template <class Call>
-int exec_with_handoff(Call call) {
-  if (!any_sinks()) return call();
+int exec_with_handoff(char* const envp[], Call call) {
+  if (globals().virtual_fds.load(std::memory_order_relaxed) == 0) return call(envp);
+  if (in_vfork_child()) {  // the tables are the parent's: only the records are added
+    std::string records = inheritance_env();
+    auto env = environment_with(envp, records);
+    return call(env.data());
+  }
   sinks_before_exec();
-  int r = call();
+  std::string records = inheritance_env();
+  auto env = environment_with(envp, records);
+  int r = call(env.data());
   int err = errno;
   sinks_after_failed_exec();
   errno = err;
@@ -307,19 +318,35 @@ std::vector<char*> collect_args(const char* first, va_list ap, char*** envp) {
 extern "C" {
 
 int execve(const char* path, char* const argv[], char* const envp[]) {
-  return exec_with_handoff([&] { return REAL(execve)(path, argv, envp); });
+  return exec_with_handoff(envp, [&](char* const* env) { return REAL(execve)(path, argv, env); });
 }
 int execv(const char* path, char* const argv[]) {
-  return exec_with_handoff([&] { return REAL(execv)(path, argv); });
+  return exec_with_handoff(environ, [&](char* const* env) { return REAL(execve)(path, argv, env); });
 }
 int execvp(const char* file, char* const argv[]) {
-  return exec_with_handoff([&] { return REAL(execvp)(file, argv); });
+  return exec_with_handoff(environ, [&](char* const* env) { return REAL(execvpe)(file, argv, env); });
 }
 int execvpe(const char* file, char* const argv[], char* const envp[]) {
-  return exec_with_handoff([&] { return REAL(execvpe)(file, argv, envp); });
+  return exec_with_handoff(envp, [&](char* const* env) { return REAL(execvpe)(file, argv, env); });
 }
 int fexecve(int fd, char* const argv[], char* const envp[]) {
-  return exec_with_handoff([&] { return REAL(fexecve)(fd, argv, envp); });
+  return exec_with_handoff(envp, [&](char* const* env) { return REAL(fexecve)(fd, argv, env); });
+}
+// posix_spawn runs the new program from glibc's own clone, out of the shim's sight: only the
+// records of the descriptors it inherits are added (sinks stay the parent's pipes, drained here).
+int posix_spawn(pid_t* pid, const char* path, const posix_spawn_file_actions_t* actions,
+                const posix_spawnattr_t* attr, char* const argv[], char* const envp[]) {
+  if (!any_sinks()) return REAL(posix_spawn)(pid, path, actions, attr, argv, envp);
+  std::string records = inheritance_env();
+  auto env = environment_with(envp, records);
+  return REAL(posix_spawn)(pid, path, actions, attr, argv, env.data());
+}
+int posix_spawnp(pid_t* pid, const char* file, const posix_spawn_file_actions_t* actions,
+                 const posix_spawnattr_t* attr, char* const argv[], char* const envp[]) {
+  if (!any_sinks()) return REAL(posix_spawnp)(pid, file, actions, attr, argv, envp);
+  std::string records = inheritance_env();
+  auto env = environment_with(envp, records);
+  return REAL(posix_spawnp)(pid, file, actions, attr, argv, env.data());
 }
 // The execl family: glibc's versions call its internal execve, out of the shim's sight.
 int execl(const char* path, const char* arg, ...) {

@@ -73,6 +73,9 @@ __attribute__((constructor)) void shim_constructor() {
     g_globals.prefix_len = n;
   }
   g_globals.pid = static_cast<pid_t>(syscall(SYS_getpid));
+  // libuv 1.45 and later submit file operations to io_uring, which the shim cannot see (on a
+  // virtual fd they fail with EBADF): unless the user chose, they go through libc (syscall.cpp).
+  setenv("UV_USE_IO_URING", "0", 0);
   pthread_atfork(nullptr, nullptr, &after_fork_in_child);
   restore_virtual_cwd();
   adopt_inherited_fds();
@@ -85,7 +88,8 @@ Globals& globals() {
 }
 
 std::shared_ptr<vfs::OpenFile> lookup_file(int fd) {
-  auto f = virtual_fd(fd) ? g_globals.fd_file[fd].load(std::memory_order_acquire) : nullptr;
+  bool listed = fd >= 0 && fd < kMaxFds && g_globals.fd_kind[fd].load(std::memory_order_acquire) == kVirtual;
+  auto f = listed ? g_globals.fd_file[fd].load(std::memory_order_acquire) : nullptr;
   if (!f) errno = EBADF;
   return f;
 }

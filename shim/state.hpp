@@ -30,6 +30,11 @@ struct Globals {
   std::atomic<std::uint8_t> fd_kind[kMaxFds];
   std::atomic<std::shared_ptr<vfs::OpenFile>> fd_file[kMaxFds];
   std::atomic<int> virtual_fds{0};  // how many entries of fd_kind are not kPlain
+  // The kernel identity (st_dev, st_ino) of each virtual fd's placeholder, recorded when it was
+  // attached: a close the shim did not see (a raw syscall) leaves an entry whose number the
+  // kernel may hand out again; the identity tells the old placeholder from the new file.
+  std::atomic<std::uint64_t> fd_dev[kMaxFds];
+  std::atomic<std::uint64_t> fd_ino[kMaxFds];
   // A chdir() into the prefix makes the cwd virtual: relative paths then resolve against `cwd`.
   std::atomic<bool> cwd_virtual{false};
   std::mutex cwd_mu;
@@ -46,23 +51,39 @@ inline bool is_virtual_path(const char* path) {
   return next == '\0' || next == '/';
 }
 
-// One array lookup: is this descriptor one of ours?
+// Whether virtual fd `fd` still names its placeholder (one fstat). When it does not (closed by a
+// raw syscall, the number perhaps reused), the stale entry is dropped, a writer committed as
+// close would, and false returned: the call then goes to the kernel.
+bool placeholder_intact(int fd);
+
+// One array lookup (and, for a virtual fd, the identity check): is this descriptor one of ours?
 inline bool virtual_fd(int fd) {
-  return fd >= 0 && fd < kMaxFds && globals().fd_kind[fd].load(std::memory_order_acquire) == kVirtual;
+  return fd >= 0 && fd < kMaxFds && globals().fd_kind[fd].load(std::memory_order_acquire) == kVirtual &&
+         placeholder_intact(fd);
 }
 
-// One array lookup: does closing or replacing this descriptor concern the shim?
+// Does closing or replacing this descriptor concern the shim?
 inline bool shim_fd(int fd) {
-  return fd >= 0 && fd < kMaxFds && globals().fd_kind[fd].load(std::memory_order_acquire) != kPlain;
+  if (fd < 0 || fd >= kMaxFds) return false;
+  std::uint8_t kind = globals().fd_kind[fd].load(std::memory_order_acquire);
+  return kind == kSink || (kind == kVirtual && placeholder_intact(fd));
+}
+// A descriptor the kernel just handed out for a call passed through: if the table still thinks
+// that number is virtual, its old placeholder was closed unseen; the check drops the entry.
+inline int fresh_fd(int fd) {
+  if (fd >= 0 && fd < kMaxFds && globals().fd_kind[fd].load(std::memory_order_acquire) == kVirtual)
+    (void)placeholder_intact(fd);
+  return fd;
 }
 inline bool sink_fd(int fd) {
   return fd >= 0 && fd < kMaxFds && globals().fd_kind[fd].load(std::memory_order_acquire) == kSink;
 }
 
 // The open file of descriptor `fd`, or nullptr with errno EBADF when `fd` is not (or no longer)
-// virtual. Every lookup of a descriptor's file goes through here and checks the result: another
-// thread may close `fd` between a caller's virtual_fd() test and this lookup, and the kernel's
-// answer to a call on a closed descriptor is EBADF, not a crash.
+// virtual (its table entry only: callers test virtual_fd first, which checks the identity). Every lookup of a
+// descriptor's file goes through here and checks the result: another thread may close `fd` between a caller's
+// virtual_fd() test and this lookup, and the kernel's answer to a call on a closed descriptor is EBADF, not a
+// crash.
 std::shared_ptr<vfs::OpenFile> lookup_file(int fd);
 
 // The file system, created on first use; nullptr (errno EIO, one log line) if configuration or

@@ -75,8 +75,9 @@ struct OpenFile {
   // (as on a local file system), not the object stored before.
   std::shared_ptr<OpenFile> written_by;
   std::string create_claim;  // the node-wide O_EXCL claim, removed when the file is closed
-  // The shim's record of this file (a memfd shared with processes that inherit it): a process
-  // that took the file over (exec'd with it) appends "taken PID"; then this one does not commit.
+  // The shim's record of this file (the memfd behind its placeholder, shared with processes that
+  // inherit it): a process that took the file over (exec'd with it) seals it with F_SEAL_SEAL;
+  // then this one does not commit.
   int record_fd = -1;
   // The shim's descriptors for this open file; the last one's close commits a writer.
   std::atomic<int> descriptors{0};

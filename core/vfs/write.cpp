@@ -23,16 +23,12 @@ OpenFile::~OpenFile() {
 }
 
 namespace {
-// Whether another process took the file over (see OpenFile::record_fd).
+// Whether another process took the file over: it sealed the shim's memfd record with
+// F_SEAL_SEAL (see OpenFile::record_fd).
 bool taken_over(const OpenFile& f) {
   if (f.record_fd < 0) return false;
-  char buf[8192];
-  ssize_t n = ::pread(f.record_fd, buf, sizeof buf - 1, 0);
-  if (n <= 0) return false;
-  buf[n] = '\0';
-  for (const char* p = std::strstr(buf, "\ntaken "); p; p = std::strstr(p + 1, "\ntaken "))
-    if (std::atol(p + 7) != ::getpid()) return true;
-  return false;
+  int seals = ::fcntl(f.record_fd, F_GET_SEALS);
+  return seals > 0 && (seals & F_SEAL_SEAL);
 }
 }  // namespace
 
