@@ -613,6 +613,13 @@ void Cache::repair_locked() {
   header_->chunk_tombs = tombs;
 }
 
+namespace {
+std::atomic<TestHook> test_hook{nullptr};
+}  // namespace
+void set_test_hook(TestHook hook) {
+  test_hook.store(hook);
+}
+
 void Cache::drop_locked(layout::ChunkEntry& c, bool punch) {
   // Invalidate, then punch: a reader validates (seq) after copying, so one that copied punched
   // zeros sees the new seq and copies again. Nobody maps a dropped chunk: mapped chunks are pinned.
@@ -621,6 +628,7 @@ void Cache::drop_locked(layout::ChunkEntry& c, bool punch) {
   std::uint64_t at = c.index * chunk_size_, bytes = c.bytes;
   c.seq.fetch_add(1, std::memory_order_seq_cst);
   c.state.store(kTomb, std::memory_order_seq_cst);
+  if (auto hook = test_hook.load(std::memory_order_relaxed); hook && punch) hook("evict:invalidated");
   if (punch) {
     int fd = data_fd_locked(c.object);
     if (fd >= 0) {

@@ -180,6 +180,11 @@ class Cache {
   std::vector<std::weak_ptr<Object>> handles_;
 };
 
+// For tests of the eviction protocol: called (by the evicting thread, holding the node lock) with
+// "evict:invalidated" after a chunk is invalidated and before its hole is punched. Null in use.
+using TestHook = void (*)(const char* point);
+void set_test_hook(TestHook hook);
+
 // The fix for a cache that does not fit, named in every such message.
 extern const char* const kSpaceAdvice;
 

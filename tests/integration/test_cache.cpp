@@ -13,9 +13,11 @@
 #include <catch2/catch.hpp>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -420,4 +422,76 @@ TEST_CASE("500 files opened and never closed keep read-ahead and bounded memory"
   (void)after;
   (void)before;
 #endif
+}
+
+namespace {
+// The eviction protocol test's rendezvous: the evicting thread stops after invalidating.
+std::mutex hook_mu;
+std::condition_variable hook_cv;
+bool hook_reached = false, hook_release = false;
+void stop_after_invalidating(const char* point) {
+  if (std::strcmp(point, "evict:invalidated") != 0) return;
+  std::unique_lock lock(hook_mu);
+  hook_reached = true;
+  hook_cv.notify_all();
+  hook_cv.wait(lock, [] { return hook_release; });
+}
+}  // namespace
+
+TEST_CASE("eviction invalidates before it punches: a reader's copy from either side never validates",
+          "[cache][eviction]") {
+  // Two attachments (two process slots, as two processes) on one cache: A reads, B evicts. The
+  // test plays each step itself, so the order is exact, not likely.
+  TempDir dir;
+  Config c;
+  c.endpoint = "http://127.0.0.1:1";
+  c.cache_dir = dir.path;
+  c.chunk_size = kMiB;
+  c.cache_size = 64 * kMiB;
+  auto a = cache::Cache::attach(c);
+  auto b = cache::Cache::attach(c);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  std::string bytes(kMiB, 'x');
+  auto x = (*a)->object({"bkt", "x", "\"e1\"", kMiB, "/oss/bkt/x"});
+  REQUIRE(x.ok());
+  cache::ChunkRef ref;
+  REQUIRE((*a)->claim(**x, 0, ref) == cache::Claim::claimed);
+  REQUIRE(::pwrite((*x)->fd, bytes.data(), bytes.size(), 0) == static_cast<ssize_t>(bytes.size()));
+  REQUIRE((*a)->complete(**x, 0, ref, crc_of(bytes)).ok());
+  REQUIRE((*a)->claim(**x, 0, ref) == cache::Claim::ready);  // A holds a ready reference
+
+  // B fills the budget with claims of another object; the last one evicts x's chunk (the only
+  // ready one) and stops between invalidating it and punching its hole.
+  hook_reached = hook_release = false;
+  cache::set_test_hook(stop_after_invalidating);
+  auto y = (*b)->object({"bkt", "y", "\"e2\"", 64 * kMiB, "/oss/bkt/y"});
+  REQUIRE(y.ok());
+  std::thread evictor([&] {
+    cache::ChunkRef r;
+    for (std::uint64_t i = 0; i < 64; ++i)
+      if ((*b)->claim(**y, i, r) != cache::Claim::claimed) break;
+  });
+  {
+    std::unique_lock lock(hook_mu);
+    REQUIRE(hook_cv.wait_for(lock, std::chrono::seconds(30), [] { return hook_reached; }));
+  }
+  // Invalidated, not yet punched: the bytes are still there, but the copy does not validate.
+  std::string copy(kMiB, '\0');
+  REQUIRE(::pread((*x)->fd, copy.data(), copy.size(), 0) == static_cast<ssize_t>(copy.size()));
+  CHECK(copy == bytes);
+  CHECK_FALSE((*a)->still_valid(ref));
+  {
+    std::lock_guard lock(hook_mu);
+    hook_release = true;
+    hook_cv.notify_all();
+  }
+  evictor.join();
+  cache::set_test_hook(nullptr);
+  // Punched: a copy now is zeros, and does not validate either.
+  REQUIRE(::pread((*x)->fd, copy.data(), copy.size(), 0) == static_cast<ssize_t>(copy.size()));
+  CHECK(copy == std::string(kMiB, '\0'));
+  CHECK_FALSE((*a)->still_valid(ref));
+  // And the chunk is a miss for A now, to be fetched again.
+  CHECK((*a)->claim(**x, 0, ref) != cache::Claim::ready);
 }
