@@ -686,8 +686,22 @@ Result<std::optional<Vfs::MapSource>> Vfs::map(OpenFile& f, std::uint64_t off, s
   std::uint64_t first = off / cs, last = (end - 1) / cs;
   auto pin = shared_->pin(*o, first, last);
   if (!pin) {
-    log::info("mmap " + f.display + ": " + util::format_size(end - off) +
-              " cannot be pinned in the shared cache; mapping a private copy");
+    // Each rank then holds its own copy of the range (fetched once per node, through the cache):
+    // worth a warning with the numbers, once per file.
+    static std::mutex told_mu;
+    static std::set<std::string> told;
+    std::lock_guard told_lock(told_mu);
+    if (told.insert(f.display).second) {
+      auto st = shared_->stats(false);
+      log::warn("mmap " + f.display + ": " + util::format_size(end - off) +
+                " cannot be pinned in the shared cache (budget " + util::format_size(st.budget) + ", " +
+                util::format_size(st.pinned) +
+                " already pinned by mappings, two chunks kept free); mapping a private copy, so this process "
+                "holds its own " +
+                util::format_size(end - off) +
+                " of memory; to share the pages, raise OSSSHIM_CACHE_SIZE above " +
+                util::format_size(st.pinned + (end - off) + 2 * config_.chunk_size));
+    }
     return std::optional<MapSource>();
   }
   bool past_cache = false;

@@ -45,11 +45,18 @@ grep -q "amplification 1.000" <<<"$out" && grep -q "3 ok, 0 mismatched" <<<"$out
   [ "$(grep -c 'crc-ok /oss/models/m/model-' <<<"$out")" -eq 3 ] && ok || bad "ossrun stat: $out"
 
 # cache clear: refused while a process uses the cache (naming it), done once it has gone.
-"$ossrun_bin" -- /usr/bin/python3 -c 'import time; open("/oss/models/m/config.json").read(); time.sleep(5)' &
+mkfifo "$work/user.in" "$work/user.out"
+"$ossrun_bin" -- /usr/bin/python3 -c '
+import sys
+open("/oss/models/m/config.json").read()
+print("attached", flush=True)
+sys.stdin.read()' < "$work/user.in" > "$work/user.out" &
 user=$!
-sleep 2
+exec {user_w}> "$work/user.in"
+read -r _ < "$work/user.out"  # it has attached to the cache
 out=$("$ossrun_bin" cache clear 2>&1) && bad "cache clear while in use: $out" ||
   { grep -q "in use by pid $user (python3)" <<<"$out" && ok || bad "cache clear message: $out"; }
+exec {user_w}>&-
 wait $user
 "$ossrun_bin" cache clear > /dev/null && ok || bad "cache clear after the user left failed"
 [ -z "$(find "$OSSSHIM_CACHE_DIR" -name 'o-*')" ] && ok || bad "cache clear left data files"
@@ -65,6 +72,22 @@ admin reset
 [ "$(origin_bytes)" -eq 0 ] && [ "$got" -ge "$model_bytes" ] && ok || bad "warm fetched $got, then cat fetched $(origin_bytes)"
 out=$("$ossrun_bin" warm /oss/models/nope 2>&1) && bad "warm of a missing path succeeded" ||
   { grep -q "models/nope.*ENOENT" <<<"$out" && ok || bad "warm error: $out"; }
+
+# A mapping larger than the budget can pin: a private copy, and one warning with the numbers and
+# the fix (raise the cache size above what it would take).
+head -c $((80 << 20)) /dev/urandom > "$root/models/big.bin"
+small_cache=$(mktemp -d /dev/shm/ossshim-test-pin-XXXXXX)
+out=$(OSSSHIM_CACHE_DIR=$small_cache OSSSHIM_CACHE_SIZE=64m "$ossrun_bin" -- /usr/bin/python3 -c '
+import hashlib, mmap, sys
+f = open(sys.argv[1], "rb")
+print(hashlib.sha256(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)).hexdigest())
+f2 = open(sys.argv[1], "rb")
+mmap.mmap(f2.fileno(), 0, access=mmap.ACCESS_READ)' /oss/models/big.bin 2>&1)
+grep -q "^$(sha256sum < "$root/models/big.bin" | cut -d' ' -f1)$" <<<"$out" && ok || bad "unpinnable mmap: $out"
+[ "$(grep -c 'cannot be pinned' <<<"$out")" -eq 1 ] &&
+  grep -q "warn: mmap /oss/models/big.bin: 80.0 MiB cannot be pinned in the shared cache (budget 64.0 MiB.*raise OSSSHIM_CACHE_SIZE above" <<<"$out" &&
+  ok || bad "unpinnable mmap warning: $out"
+rm -rf "$root/models/big.bin" "$small_cache"
 
 # cache_persist=false: the last process to leave empties the cache.
 OSSSHIM_CACHE_PERSIST=false "$ossrun_bin" -- cat /oss/models/m/config.json > /dev/null
