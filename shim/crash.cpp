@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "cache/guard.hpp"
 #include "real.hpp"
 
 namespace {
@@ -240,6 +241,12 @@ IN_HANDLER_SECTION void chain(int sig, siginfo_t* info, void* context) {
 
 IN_HANDLER_SECTION void on_fatal(int sig, siginfo_t* info, void* context) {
   int saved_errno = errno;
+  // The shared cache's control file truncated under us: the cache stops being used, the program
+  // goes on (the access is retried on zero pages).
+  if (sig == SIGBUS && info && info->si_code > 0 && ossshim::cache::rescue_fault(info->si_addr)) {
+    errno = saved_errno;
+    return;
+  }
   report(sig, info, context);  // only when the interrupted stack runs through the shim
   chain(sig, info, context);
   errno = saved_errno;

@@ -21,6 +21,7 @@
 #include <tuple>
 
 #include "cache/budget.hpp"
+#include "cache/guard.hpp"
 #include "log/log.hpp"
 #include "util/crc64.hpp"
 #include "util/encode.hpp"
@@ -402,6 +403,7 @@ Result<std::unique_ptr<Cache>> Cache::attach(const Config& config) {
     c->header_ = h;
     c->map_bytes_ = s.total;
   }
+  guard_mapping(c->header_, c->map_bytes_, &c->broken_);
   c->budget_source_ = kept_budget_source(c->header_->budget, *chosen);
   {
     Lock locked(*c);
@@ -445,7 +447,10 @@ Result<std::unique_ptr<Cache>> Cache::inspect(const Config& config) {
 
 Cache::~Cache() {
   detach();
-  if (header_) ::munmap(header_, map_bytes_);
+  if (header_) {
+    unguard_mapping(header_);
+    ::munmap(header_, map_bytes_);
+  }
   if (procs_fd_ >= 0) ::close(procs_fd_);
 }
 
@@ -469,6 +474,16 @@ Status Cache::register_process_locked() {
     return ok_status();
   }
   return cache_error(dir_, EAGAIN, "all " + std::to_string(kProcessCapacity) + " process slots are in use");
+}
+
+bool Cache::unusable() const {
+  if (!broken_.load(std::memory_order_relaxed)) return false;
+  if (!broken_told_.exchange(true))
+    log::error(
+        "cache " + dir_ +
+        ": its control file was truncated while this process used it; reading past the shared cache from "
+        "now on (each process fetches its own copy); restart the program to use the cache again");
+  return true;
 }
 
 bool Cache::alive_locked(std::uint32_t process) const {
@@ -680,6 +695,7 @@ bool Cache::make_room_locked(std::uint64_t bytes) {
 }
 
 Result<std::shared_ptr<Object>> Cache::object(const ObjectKey& key) {
+  if (unusable()) return cache_error(dir_, EIO, "the control file was truncated while in use");
   // The ETag without quotes or W/: HEAD and listings may spell the same version differently.
   std::string etag = key.etag;
   if (etag.starts_with("W/")) etag.erase(0, 2);
@@ -853,6 +869,7 @@ std::optional<std::uint32_t> Cache::find_object_locked(const std::uint8_t* id,
 }
 
 Claim Cache::claim(Object& o, std::uint64_t index, ChunkRef& ref) {
+  if (unusable()) return Claim::uncached;
   std::uint64_t bytes = chunk_bytes(o, index);
   {
     Lock locked(*this);
@@ -920,6 +937,7 @@ Claim Cache::take_over_locked(Object& o, std::uint64_t index, layout::ChunkEntry
 }
 
 Claim Cache::wait(Object& o, std::uint64_t index, ChunkRef& ref) {
+  if (unusable()) return Claim::uncached;
   for (;;) {
     std::atomic<std::uint32_t>* word = nullptr;
     std::uint32_t seen = 0;
@@ -960,6 +978,7 @@ Claim Cache::wait(Object& o, std::uint64_t index, ChunkRef& ref) {
 }
 
 Status Cache::complete(Object& o, std::uint64_t index, const ChunkRef& claim, std::uint64_t crc) {
+  if (unusable()) return ok_status();
   header_->counters.inflight_requests--;
   std::optional<Error> mismatch;
   {
@@ -1027,6 +1046,7 @@ Status Cache::complete(Object& o, std::uint64_t index, const ChunkRef& claim, st
 }
 
 void Cache::abandon(Object& o, std::uint64_t index, const ChunkRef& claim) {
+  if (unusable()) return;
   header_->counters.inflight_requests--;
   Lock locked(*this);
   ChunkEntry* c = find_locked(o.slot, o.generation, index);
@@ -1034,6 +1054,7 @@ void Cache::abandon(Object& o, std::uint64_t index, const ChunkRef& claim) {
 }
 
 bool Cache::intact(Object& o, std::uint64_t off, std::uint64_t len) {
+  if (unusable()) return false;
   // Chunks are fallocated at claim and written whole, and eviction invalidates before punching,
   // so a hole in a valid chunk means the file was truncated (and extended again) behind our back.
   off_t hole = ::lseek(o.fd, static_cast<off_t>(off), SEEK_HOLE);
@@ -1049,6 +1070,7 @@ bool Cache::intact(Object& o, std::uint64_t off, std::uint64_t len) {
 }
 
 bool Cache::still_valid(const ChunkRef& ref) const {
+  if (unusable()) return false;
   // A seqlock read: the no-op read-modify-write keeps the copy's loads before it (a plain load
   // could be reordered ahead of them). Eviction changes seq before it punches the hole.
   ChunkEntry& c = chunks()[ref.slot];
@@ -1057,6 +1079,7 @@ bool Cache::still_valid(const ChunkRef& ref) const {
 }
 
 void Cache::note_crc(Object& o, std::uint64_t crc) {
+  if (unusable()) return;
   ObjectEntry& e = objects()[o.slot];
   if (e.has_crc.load() || e.generation != o.generation) return;
   Lock locked(*this);
@@ -1066,6 +1089,7 @@ void Cache::note_crc(Object& o, std::uint64_t crc) {
 }
 
 std::optional<std::uint64_t> Cache::server_crc(const Object& o) const {
+  if (unusable()) return std::nullopt;
   const ObjectEntry& e = objects()[o.slot];
   if (!e.has_crc.load(std::memory_order_acquire)) return std::nullopt;
   std::uint64_t crc = e.crc64.load(std::memory_order_acquire);
@@ -1075,12 +1099,14 @@ std::optional<std::uint64_t> Cache::server_crc(const Object& o) const {
 }
 
 bool Cache::verified(const Object& o) const {
+  if (unusable()) return false;
   Lock locked(*this);
   const ObjectEntry& e = objects()[o.slot];
   return e.used == 1 && e.generation == o.generation && e.crc_verified;
 }
 
 void Cache::mark_damaged(Object& o) {
+  if (unusable()) return;
   Lock locked(*this);
   ObjectEntry& e = objects()[o.slot];
   if (e.used != 1 || e.generation != o.generation || e.crc_failed) return;
@@ -1091,6 +1117,7 @@ void Cache::mark_damaged(Object& o) {
 }
 
 void Cache::count_served(Object& o, std::uint64_t bytes, bool waited) {
+  if (unusable()) return;
   header_->counters.served_bytes += bytes;
   if (waited) header_->counters.waited_bytes += bytes;
   ObjectEntry& e = objects()[o.slot];
@@ -1106,6 +1133,7 @@ void Cache::count_error() {
 }
 
 std::optional<std::uint32_t> Cache::pin(Object& o, std::uint64_t first, std::uint64_t last) {
+  if (unusable()) return std::nullopt;
   Lock locked(*this);
   ObjectEntry& e = objects()[o.slot];
   if (e.used != 1 || e.generation != o.generation) return std::nullopt;
@@ -1159,6 +1187,7 @@ std::uint64_t Cache::pinned_bytes_locked(const layout::PinEntry* extra) const {
 }
 
 void Cache::unpin(std::uint32_t slot) {
+  if (unusable()) return;
   Lock locked(*this);
   PinEntry& p = pins()[slot];
   if (p.used && p.process == process_) p.used = 0;
@@ -1226,6 +1255,7 @@ Status Cache::clear(const Config& config) {
 }
 
 void Cache::after_fork_child(std::vector<std::uint32_t>& inherited) {
+  if (unusable()) return;
   new (&objects_mu_) std::mutex;
   // Our copy of the parent's `procs` descriptor shares its lock: were we to keep it, the parent
   // would look alive after its death for as long as we live. Take a slot of our own instead.
@@ -1249,6 +1279,10 @@ void Cache::after_fork_child(std::vector<std::uint32_t>& inherited) {
 
 void Cache::detach() {
   if (read_only_ || !header_ || detached_) return;
+  if (unusable()) {
+    detached_ = true;  // the table is gone: nothing of ours to release in it
+    return;
+  }
   detached_ = true;
   bool last = false;
   std::optional<DirLock> dir_lock;  // before the mutex, as in attach: no one joins while we leave

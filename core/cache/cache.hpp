@@ -11,6 +11,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -175,6 +176,12 @@ class Cache {
   int procs_fd_ = -1;          // holds the OFD lock on byte process_ of `procs` (our liveness)
   std::uint64_t lease_ms_ = 10000;
   std::uint8_t endpoint_id_[16] = {};
+
+  // Set (by the fatal-signal handler, guard.hpp) when the control file was truncated under us:
+  // from then on every call behaves as if the cache had no room.
+  std::atomic<bool> broken_{false};
+  mutable std::atomic<bool> broken_told_{false};
+  bool unusable() const;
 
   std::mutex objects_mu_;  // this process's handles
   std::vector<std::weak_ptr<Object>> handles_;

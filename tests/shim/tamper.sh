@@ -88,5 +88,9 @@ d=$(ns_dir)
 tamper_while_reading "delete-data" sh -c "rm -f $d/o-*"
 tamper_while_reading "truncate-data" sh -c "for f in $d/o-*; do truncate -s 100000 \$f; done"
 tamper_while_reading "delete-control" sh -c "rm -f $d/control"
+# Truncating the control file kills nobody: its users stop using the cache (one error line).
+tamper_while_reading "truncate-control" sh -c "truncate -s 4096 $d/control"
+grep -q "control file was truncated while this process used it" "$work/reader.err" && ok ||
+  bad "truncate-control: no error line: $(tail -3 "$work/reader.err")"
 echo "silent corruptions: $silent in $reads verified reads"
 finish
