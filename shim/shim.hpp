@@ -81,8 +81,11 @@ int sync_sink(int fd);
 // the new program, which adopts it); after a failed exec they are taken back.
 void sinks_before_exec();
 void sinks_after_failed_exec();
-// At exit: stdio is flushed, sinks closed, their files committed.
-void sinks_at_exit();
+// At exit: stdio is flushed (not at _exit), sinks closed, their files committed.
+void sinks_at_exit(bool flush_stdio);
+// At exit() and _exit(), once, in the process itself (not a vfork child): sinks and files still
+// open for writing are committed, the shared cache is left.
+void leave_at_exit(bool flush_stdio);
 // Then points stdin at a shim stream when fd 0 is virtual (stdio.cpp).
 void adopt_std_streams();
 // Makes `fd` (already a kernel descriptor) refer to `file`.

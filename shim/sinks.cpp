@@ -258,8 +258,8 @@ void sinks_after_failed_exec() {
   for (int fd : fds) adopt_fd(fd);  // the placeholders are ours again: new writers, new sinks
 }
 
-void sinks_at_exit() {
-  std::fflush(nullptr);
+void sinks_at_exit(bool flush_stdio) {
+  if (flush_stdio) std::fflush(nullptr);
   std::vector<int> fds;
   {
     std::lock_guard lock(tables().mu);

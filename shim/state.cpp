@@ -46,10 +46,7 @@ void init_filesystem() {
   g_vfs = fs.value().release();  // lives until exit: threads of any kind may still use it
   // At exit: stdio buffers reach their files first (glibc flushes only after atexit handlers),
   // then files still open for writing are committed and the shared cache is left.
-  std::atexit([] {
-    sinks_at_exit();  // flushes stdio, then redirected stdout/stderr are committed
-    g_vfs->detach();
-  });
+  std::atexit([] { leave_at_exit(true); });
   log::info("ossshim: " + config->prefix + " -> " + config->endpoint + " (credentials from " + creds->source +
             ")");
 }
@@ -98,6 +95,13 @@ vfs::Vfs* filesystem() {
   std::call_once(g_init_once, init_filesystem);
   if (!g_vfs) errno = EIO;
   return g_vfs;
+}
+
+void leave_at_exit(bool flush_stdio) {
+  static std::atomic<bool> left{false};
+  if (!g_vfs || in_vfork_child() || left.exchange(true)) return;
+  sinks_at_exit(flush_stdio);  // redirected stdout/stderr are committed
+  g_vfs->detach();             // then files still open for writing; the shared cache is left
 }
 
 bool in_vfork_child() {

@@ -78,6 +78,14 @@ wsame tar-x tarx "mkdir @/tarx && tar xf '$work/archive.tar' -C @/tarx"
 wsame dd dd "mkdir -p @/dd && dd if='$src/big.bin' of=@/dd/big bs=1M && dd if='$src/a/b/c/odd.bin' of=@/dd/odd bs=1M"
 wsame dd-fsync dd "dd if='$src/a/b/c/odd.bin' of=@/dd/sync bs=1M seek=0 conv=fsync"
 wsame shell-redirect redir "mkdir @/redir && echo one > @/redir/t && echo two > @/redir/t && cat @/redir/t && cat '$src/a/one-mib.bin' > @/redir/m"
+# _exit: dash ends `sh -c` with it; Python's os._exit in a forked child and in the parent.
+wsame exit-sh exit "mkdir @/exit && sh -c 'echo hi' > @/exit/sh && dash -c 'printf x; exec >&-' > @/exit/dash"
+wsame exit-py exit2 "mkdir @/exit2 && $py -c 'import os, sys
+f = open(sys.argv[1], \"w\"); f.write(\"never closed\"); f.flush()
+pid = os.fork()
+if pid == 0:
+    os.write(1, b\"child\\n\"); os._exit(0)
+os.waitpid(pid, 0); os.write(1, b\"parent\\n\"); os._exit(3)' @/exit2/f > @/exit2/out; echo rc=\$?"
 wsame copyfileobj py "mkdir @/py && $py '$helpers' copyfileobj '$src/big.bin' @/py/copy.bin && $py '$helpers' copyfileobj '$src/empty.dat' @/py/empty"
 
 vrun mkdir /oss/bkt/fsync || bad "mkdir /oss/bkt/fsync failed"
