@@ -1,6 +1,8 @@
 #undef _FILE_OFFSET_BITS
 #include "state.hpp"
 
+#include "guard.hpp"
+#include "net.hpp"
 #include "shim.hpp"
 
 #include <pthread.h>
@@ -25,6 +27,7 @@ std::once_flag g_init_once;
 vfs::Vfs* g_vfs = nullptr;
 
 void init_filesystem() {
+  OwnCall own;  // configuration files, the log file, the cache: the shim's own calls pass through
   auto config = load_config(process_env());
   if (!config) {
     log::error(config.error().to_string() + " -- paths under " + std::string(g_globals.prefix) +
@@ -33,6 +36,13 @@ void init_filesystem() {
   }
   std::string why;
   if (!log::configure(config->log_level, config->log_file, &why)) log::warn(why);
+  // libcurl, OpenSSL, ISA-L and libunwind: loaded now, the first time the prefix is used.
+  const ossshim_net_api* net = load_net(&why);
+  if (!net) {
+    log::error(why + " -- paths under " + config->prefix + " will fail with EIO");
+    return;
+  }
+  install_crash_reporter(*net);
   auto creds = auth::credentials_from_env(config->signature, process_env());
   if (!creds) {
     log::error(creds.error().to_string() + " -- paths under " + config->prefix + " will fail with EIO");

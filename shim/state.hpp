@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 
+#include "guard.hpp"
 #include "vfs/vfs.hpp"
 
 namespace ossshim::shim {
@@ -37,18 +38,20 @@ struct Globals {
 };
 Globals& globals();
 
-// One prefix compare: is this absolute path under the virtual prefix?
+// One prefix compare: is this absolute path under the virtual prefix? Never for the shim's own
+// calls (guard.hpp).
 inline bool is_virtual_path(const char* path) {
   const Globals& g = globals();
   if (path == nullptr || path[0] != '/') return false;
   if (std::strncmp(path, g.prefix, g.prefix_len) != 0) return false;
   char next = path[g.prefix_len];
-  return next == '\0' || next == '/';
+  return (next == '\0' || next == '/') && !in_own_call();
 }
 
-// One array lookup: is this descriptor one of ours?
+// One array lookup: is this descriptor one of ours? Never for the shim's own calls (guard.hpp).
 inline bool virtual_fd(int fd) {
-  return fd >= 0 && fd < kMaxFds && globals().fd_kind[fd].load(std::memory_order_acquire) == kVirtual;
+  return fd >= 0 && fd < kMaxFds && globals().fd_kind[fd].load(std::memory_order_acquire) == kVirtual &&
+         !in_own_call();
 }
 
 // One array lookup: does closing or replacing this descriptor concern the shim?
