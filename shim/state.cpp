@@ -20,8 +20,16 @@
 namespace ossshim::shim {
 
 namespace {
-// Constant-initialised: usable by calls that arrive before any constructor has run.
-constinit Globals g_globals;
+// Constant-initialised: usable by calls that arrive before any constructor has run. Never
+// destroyed: threads and atexit handlers may use it while the process exits, and a destructor
+// would walk its 1 MB descriptor table at every program's exit.
+union Immortal {
+  Globals value;
+  constexpr Immortal() : value() {}
+  ~Immortal() {}
+};
+constinit Immortal g_immortal;
+Globals& g_globals = g_immortal.value;
 
 std::once_flag g_init_once;
 vfs::Vfs* g_vfs = nullptr;
