@@ -8,7 +8,9 @@
 // The handler is async-signal-safe: everything it looks up (the shim's address range, its
 // exported symbols) is recorded at start-up; it formats numbers itself, writes with the raw
 // syscall, and walks the stack with libunwind's local unwinder (unw_init_local2/unw_step/
-// unw_get_reg, documented signal-safe).
+// unw_get_reg, documented signal-safe). libunwind comes with libossshim-net.so, so the reporter is
+// armed when the file system is first used (a process that never touched the prefix has no shim
+// frames to report) and reaches the unwinder through the net library's table.
 #define UNW_LOCAL_ONLY
 #include <elf.h>
 #include <libunwind.h>
@@ -24,6 +26,7 @@
 #include <cstring>
 
 #include "cache/guard.hpp"
+#include "net.hpp"
 #include "real.hpp"
 
 namespace {
@@ -32,6 +35,10 @@ constexpr int kSignals[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
 constexpr int kMaxSig = 65;
 struct sigaction g_program[kMaxSig];  // what the program asked for (chained after the report)
 std::atomic<bool> g_installed{false};
+// The unwinder (libossshim-net.so's libunwind), set before the handler is installed.
+int (*g_unw_init)(void*, void*, int) = nullptr;
+int (*g_unw_get_reg)(void*, int, void*) = nullptr;
+int (*g_unw_step)(void*) = nullptr;
 
 // ---- what the handler knows about the shim, recorded at start-up ----------------------------
 std::uintptr_t g_lo = 0, g_hi = 0;  // the shim's loaded segments
@@ -166,18 +173,17 @@ const char* signal_name(int sig) {
 // Walks the interrupted stack; prints it if any frame is in the shim. Returns whether it did.
 bool report(int sig, siginfo_t* info, void* context) {
   unw_cursor_t cursor;
-  if (unw_init_local2(&cursor, static_cast<unw_context_t*>(context), UNW_INIT_SIGNAL_FRAME) != 0)
-    return false;
+  if (g_unw_init(&cursor, context, UNW_INIT_SIGNAL_FRAME) != 0) return false;
   unw_word_t ips[64];
   int n = 0;
   bool ours = false;
   do {
     unw_word_t ip;
-    if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0) break;
+    if (g_unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0) break;
     if (in_handler(ip)) return false;
     ips[n++] = ip;
     ours = ours || in_shim(ip);
-  } while (n < 64 && unw_step(&cursor) > 0);
+  } while (n < 64 && g_unw_step(&cursor) > 0);
   if (!ours) return false;
 
   Line head;
@@ -252,17 +258,6 @@ IN_HANDLER_SECTION void on_fatal(int sig, siginfo_t* info, void* context) {
   errno = saved_errno;
 }
 
-__attribute__((constructor)) void install_crash_reporter() {
-  dl_iterate_phdr(find_self, reinterpret_cast<void*>(&install_crash_reporter));
-  if (g_hi == 0) return;
-  struct sigaction act = {};
-  act.sa_sigaction = on_fatal;
-  act.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-  sigemptyset(&act.sa_mask);
-  for (int s : kSignals) REAL(sigaction)(s, &act, &g_program[s]);
-  g_installed.store(true, std::memory_order_release);
-}
-
 bool watched(int sig) {
   if (!g_installed.load(std::memory_order_acquire)) return false;
   for (int s : kSignals)
@@ -271,6 +266,21 @@ bool watched(int sig) {
 }
 
 }  // namespace
+
+void ossshim::shim::install_crash_reporter(const ossshim_net_api& api) {
+  if (g_installed.load(std::memory_order_acquire)) return;
+  dl_iterate_phdr(find_self, reinterpret_cast<void*>(&ossshim::shim::install_crash_reporter));
+  if (g_hi == 0) return;
+  g_unw_init = api.unw_init_local2;
+  g_unw_get_reg = api.unw_get_reg;
+  g_unw_step = api.unw_step;
+  struct sigaction act = {};
+  act.sa_sigaction = on_fatal;
+  act.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+  sigemptyset(&act.sa_mask);
+  for (int s : kSignals) REAL(sigaction)(s, &act, &g_program[s]);
+  g_installed.store(true, std::memory_order_release);
+}
 
 extern "C" {
 

@@ -27,7 +27,8 @@ struct VDir {
 };
 
 constexpr int kMaxDirs = 4096;
-VDir g_dirs[kMaxDirs];
+// Constant-initialised: a dynamic initialiser would write all 1.3 MB at every program's start.
+constinit VDir g_dirs[kMaxDirs];
 
 bool ours(const void* d) {
   auto p = static_cast<const char*>(d);

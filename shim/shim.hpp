@@ -21,7 +21,7 @@ namespace ossshim::shim {
 inline bool maybe_virtual(int dirfd, const char* path) {
   if (path == nullptr) return false;
   if (path[0] == '/') return is_virtual_path(path);
-  if (dirfd == AT_FDCWD) return globals().cwd_virtual.load(std::memory_order_relaxed);
+  if (dirfd == AT_FDCWD) return globals().cwd_virtual.load(std::memory_order_relaxed) && !in_own_call();
   return virtual_fd(dirfd);
 }
 

@@ -1,6 +1,8 @@
 #undef _FILE_OFFSET_BITS
 #include "state.hpp"
 
+#include "guard.hpp"
+#include "net.hpp"
 #include "shim.hpp"
 
 #include <pthread.h>
@@ -18,13 +20,22 @@
 namespace ossshim::shim {
 
 namespace {
-// Constant-initialised: usable by calls that arrive before any constructor has run.
-constinit Globals g_globals;
+// Constant-initialised: usable by calls that arrive before any constructor has run. Never
+// destroyed: threads and atexit handlers may use it while the process exits, and a destructor
+// would walk its 1 MB descriptor table at every program's exit.
+union Immortal {
+  Globals value;
+  constexpr Immortal() : value() {}
+  ~Immortal() {}
+};
+constinit Immortal g_immortal;
+Globals& g_globals = g_immortal.value;
 
 std::once_flag g_init_once;
 vfs::Vfs* g_vfs = nullptr;
 
 void init_filesystem() {
+  OwnCall own;  // configuration files, the log file, the cache: the shim's own calls pass through
   auto config = load_config(process_env());
   if (!config) {
     log::error(config.error().to_string() + " -- paths under " + std::string(g_globals.prefix) +
@@ -33,6 +44,13 @@ void init_filesystem() {
   }
   std::string why;
   if (!log::configure(config->log_level, config->log_file, &why)) log::warn(why);
+  // libcurl, OpenSSL, ISA-L and libunwind: loaded now, the first time the prefix is used.
+  const ossshim_net_api* net = load_net(&why);
+  if (!net) {
+    log::error(why + " -- paths under " + config->prefix + " will fail with EIO");
+    return;
+  }
+  install_crash_reporter(*net);
   auto creds = auth::credentials_from_env(config->signature, process_env());
   if (!creds) {
     log::error(creds.error().to_string() + " -- paths under " + config->prefix + " will fail with EIO");

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 
+#include "guard.hpp"
 #include "vfs/vfs.hpp"
 
 namespace ossshim::shim {
@@ -42,13 +43,14 @@ struct Globals {
 };
 Globals& globals();
 
-// One prefix compare: is this absolute path under the virtual prefix?
+// One prefix compare: is this absolute path under the virtual prefix? Never for the shim's own
+// calls (guard.hpp).
 inline bool is_virtual_path(const char* path) {
   const Globals& g = globals();
   if (path == nullptr || path[0] != '/') return false;
   if (std::strncmp(path, g.prefix, g.prefix_len) != 0) return false;
   char next = path[g.prefix_len];
-  return next == '\0' || next == '/';
+  return (next == '\0' || next == '/') && !in_own_call();
 }
 
 // Whether virtual fd `fd` still names its placeholder (one fstat). When it does not (closed by a
@@ -57,9 +59,10 @@ inline bool is_virtual_path(const char* path) {
 bool placeholder_intact(int fd);
 
 // One array lookup (and, for a virtual fd, the identity check): is this descriptor one of ours?
+// Never for the shim's own calls (guard.hpp).
 inline bool virtual_fd(int fd) {
   return fd >= 0 && fd < kMaxFds && globals().fd_kind[fd].load(std::memory_order_acquire) == kVirtual &&
-         placeholder_intact(fd);
+         !in_own_call() && placeholder_intact(fd);
 }
 
 // Does closing or replacing this descriptor concern the shim?

@@ -1,4 +1,4 @@
-#include "http/transport.hpp"
+#include "http/curl.hpp"
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -54,14 +54,8 @@ bool in_curl() {
   return t_in_curl;
 }
 
-const std::string* Response::header(std::string_view name) const {
-  for (const auto& h : headers)
-    if (util::iequals(h.name, name)) return &h.value;
-  return nullptr;
-}
-
 // State of one attempt, shared with curl's callbacks.
-struct Transport::Attempt {
+struct CurlTransport::Attempt {
   Exchange* exchange;
   Response response;
   std::string_view upload;
@@ -139,22 +133,22 @@ struct Transport::Attempt {
   }
 };
 
-Transport::Transport(const Config& config) : config_(config) {
+CurlTransport::CurlTransport(const Config& config) : config_(config) {
   static GlobalInit init;
 }
 
-Transport::~Transport() {
+CurlTransport::~CurlTransport() {
   for (CURL* h : pool_) curl_easy_cleanup(h);
 }
 
-void Transport::abandon_after_fork() {
+void CurlTransport::abandon_after_fork() {
   // The handles' sockets and TLS state belong to the parent too; cleaning them up here could send
   // a TLS close over the parent's connection. Leak them instead.
   new (&pool_mu_) std::mutex;
   pool_.clear();
 }
 
-CURL* Transport::take_handle() {
+CURL* CurlTransport::take_handle() {
   {
     std::lock_guard lock(pool_mu_);
     if (!pool_.empty()) {
@@ -166,12 +160,12 @@ CURL* Transport::take_handle() {
   return curl_easy_init();
 }
 
-void Transport::give_back(CURL* handle) {
+void CurlTransport::give_back(CURL* handle) {
   std::lock_guard lock(pool_mu_);
   pool_.push_back(handle);
 }
 
-std::time_t Transport::now() const {
+std::time_t CurlTransport::now() const {
   return std::time(nullptr) + clock_offset_.load(std::memory_order_relaxed);
 }
 
@@ -186,7 +180,7 @@ bool server_works(const Request& req) {
 constexpr std::uint32_t kServerWorkMs = 600000;
 }  // namespace
 
-Result<Response> Transport::attempt(Exchange& x, Clock::time_point deadline) {
+Result<Response> CurlTransport::attempt(Exchange& x, Clock::time_point deadline) {
   Attempt a;
   a.exchange = &x;
   a.upload = x.body;
@@ -293,7 +287,7 @@ Result<Response> Transport::attempt(Exchange& x, Clock::time_point deadline) {
   return e;
 }
 
-Result<Response> Transport::execute(Exchange& x) {
+Result<Response> CurlTransport::execute(Exchange& x) {
   auto deadline =
       Clock::now() + std::chrono::milliseconds(server_works(x.request)
                                                    ? std::max(config_.request_timeout_ms, kServerWorkMs)

@@ -8,16 +8,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "config/config.hpp"
+#include "util/encode.hpp"
 #include "util/error.hpp"
 #include "util/request.hpp"
-
-typedef void CURL;
 
 namespace ossshim::http {
 
@@ -26,7 +24,11 @@ struct Response {
   std::vector<Header> headers;
   std::string body;            // error bodies and small XML results
   std::size_t sink_bytes = 0;  // bytes written into the caller's buffer
-  const std::string* header(std::string_view name) const;
+  const std::string* header(std::string_view name) const {
+    for (const auto& h : headers)
+      if (util::iequals(h.name, name)) return &h.value;
+    return nullptr;
+  }
 };
 
 struct Exchange {
@@ -53,6 +55,10 @@ struct Counters {
 // True while the calling thread is inside libcurl on the transport's behalf.
 bool in_curl();
 
+class CurlTransport;  // curl.hpp
+
+// The transport used by the object layer. In tools and tests it is libcurl, linked in
+// (direct.cpp); in libossshim.so it is libossshim-net.so's, loaded on first use (shim/net.cpp).
 class Transport {
  public:
   explicit Transport(const Config& config);
@@ -64,22 +70,12 @@ class Transport {
   // RequestTimeTooSkewed) until success, a non-retryable status, or the deadline.
   Result<Response> execute(Exchange& exchange);
 
-  const Counters& counters() const { return counters_; }
+  const Counters& counters() const;
   // In a forked child: forget the parent's connections without touching them (they are shared).
   void abandon_after_fork();
 
  private:
-  struct Attempt;
-  CURL* take_handle();
-  void give_back(CURL* handle);
-  Result<Response> attempt(Exchange& exchange, std::chrono::steady_clock::time_point deadline);
-  std::time_t now() const;
-
-  Config config_;
-  std::mutex pool_mu_;
-  std::vector<CURL*> pool_;
-  std::atomic<std::int64_t> clock_offset_{0};  // server time - local time, learned from skew errors
-  Counters counters_;
+  CurlTransport* impl_;
 };
 
 }  // namespace ossshim::http

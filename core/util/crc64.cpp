@@ -1,14 +1,6 @@
 #include "util/crc64.hpp"
 
-#include <isa-l/crc64.h>
-
 namespace ossshim::util {
-
-std::uint64_t crc64_update(std::uint64_t prev, const void* data, std::size_t len) {
-  // ISA-L inverts the seed on entry and the result on exit, so a previous final CRC continues the
-  // computation and 0 starts it: exactly the SDKs' update(prev, data) convention.
-  return crc64_ecma_refl(prev, static_cast<const unsigned char*>(data), len);
-}
 
 namespace {
 constexpr std::uint64_t kPolyReflected = 0xC96C5795D7870F42ull;

@@ -27,7 +27,7 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
     std::size_t u = std::string_view(kUnits).find(unit[0]);
     std::string rest = unit.substr(1);
     if (u == std::string_view::npos || !(rest.empty() || rest == "b" || rest == "ib")) return std::nullopt;
-    mult = std::pow(1024.0, static_cast<double>(u + 1));
+    for (std::size_t k = 0; k <= u; ++k) mult *= 1024;  // exact powers of two; no libm in the shim
   }
   double value = std::strtod(number.c_str(), nullptr) * mult;
   if (!std::isfinite(value) || value >= 18446744073709551615.0) return std::nullopt;

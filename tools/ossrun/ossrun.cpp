@@ -205,6 +205,13 @@ int main(int argc, char** argv) {
   if (!creds) die(creds.error().to_string());
 
   std::string lib = find_library(library);
+  // The shim loads libcurl and OpenSSL from libossshim-net.so next to it on first use: a missing
+  // one is reported here, before the program runs, rather than as EIO inside it.
+  std::string net = lib.substr(0, lib.rfind('/') + 1) + "libossshim-net.so";
+  if (const char* given = std::getenv("OSSSHIM_NET_LIBRARY"); given && *given) net = given;
+  if (access(net.c_str(), R_OK) != 0)
+    die(net + " not found (" + std::strerror(errno) + "): libossshim.so needs it next to it; install both " +
+        "from the same build, or set OSSSHIM_NET_LIBRARY to its path");
   std::string preload = lib;
   if (const char* old = std::getenv("LD_PRELOAD"); old && *old) {
     if (std::strstr(old, lib.c_str()))
