@@ -67,7 +67,7 @@ bool entry_at(const vfs::OpenFile& f, long pos, std::string& name, unsigned char
   auto i = static_cast<std::size_t>(pos - 2);
   if (i >= f.entries.size()) return false;
   name = f.entries[i].name;
-  type = f.entries[i].dir ? DT_DIR : DT_REG;
+  type = f.entries[i].dir ? DT_DIR : f.entries[i].link ? DT_LNK : DT_REG;
   ino = inode_of(f.display + "/" + name);
   return true;
 }

@@ -15,6 +15,26 @@
 
 namespace ossshim::shim {
 
+namespace {
+// The real directory a relative path starts from: the cwd or what dirfd names ("" if unknown).
+std::string real_base(int dirfd) {
+  int saved = errno;
+  char buf[4096];
+  std::string base;
+  if (dirfd == AT_FDCWD) {
+    if (REAL(getcwd)(buf, sizeof buf)) base = buf;
+  } else {
+    char link[64];
+    std::snprintf(link, sizeof link, "/proc/self/fd/%d", dirfd);
+    ssize_t n = REAL(readlink)(link, buf, sizeof buf);
+    if (n > 0 && n < static_cast<ssize_t>(sizeof buf) && buf[0] == '/')
+      base.assign(buf, static_cast<std::size_t>(n));
+  }
+  errno = saved;
+  return base;
+}
+}  // namespace
+
 bool resolve(int dirfd, const char* path, vfs::VPath& out) {
   Globals& g = globals();
   std::string_view prefix(g.prefix, g.prefix_len);
@@ -22,12 +42,14 @@ bool resolve(int dirfd, const char* path, vfs::VPath& out) {
   std::string base;
   if (dirfd == AT_FDCWD) {
     std::lock_guard lock(g.cwd_mu);
-    if (!g.cwd_virtual.load() || g.cwd == nullptr) return false;
-    base = *g.cwd;
+    if (g.cwd_virtual.load() && g.cwd != nullptr) base = *g.cwd;
   } else {
     base = display_of(dirfd);
-    if (base.empty()) return false;
   }
+  // A real directory above the prefix ("/" opened by rsync, a cwd of "/"): lexically from its
+  // real path, which the kernel's ".." follows too.
+  if (base.empty() && may_lead_into_prefix(path)) base = real_base(dirfd);
+  if (base.empty()) return false;
   return vfs::parse(prefix, base + "/" + path, out);
 }
 
@@ -226,13 +248,15 @@ void fill_stat(const std::string& display, const vfs::Attr& a, St* st) {
   std::memset(st, 0, sizeof *st);
   st->st_dev = kDevice;
   st->st_ino = inode_of(display);
-  st->st_mode = a.dir ? (S_IFDIR | 0755) : (S_IFREG | 0644);
+  st->st_mode = a.dir ? (S_IFDIR | 0755) : a.link ? (S_IFLNK | 0777) : (S_IFREG | 0644);
   st->st_nlink = a.dir ? 2 : 1;
   st->st_uid = getuid();
   st->st_gid = getgid();
   st->st_size = a.dir ? 4096 : static_cast<off_t>(a.size);  // 4096: what ext4 reports for a directory
   st->st_blksize = 1 << 20;                                 // large reads: fewer calls into the shim
-  st->st_blocks = a.dir ? 8 : static_cast<blkcnt_t>((a.size + 4095) / 4096 * 8);  // 4 KiB blocks, as ext4
+  st->st_blocks = a.dir    ? 8
+                  : a.link ? 0
+                           : static_cast<blkcnt_t>((a.size + 4095) / 4096 * 8);  // 4 KiB blocks, as ext4
   st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec = a.mtime;
 }
 template void fill_stat<struct stat>(const std::string&, const vfs::Attr&, struct stat*);

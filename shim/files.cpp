@@ -48,7 +48,7 @@ int open_virtual(const vfs::VPath& p, int flags) {
     return fail(e);
   };
   bool writes = access != O_RDONLY || (flags & O_TRUNC);
-  auto f = writes ? fs->open_write(p, flags) : fs->open(p);
+  auto f = writes ? fs->open_write(p, flags) : fs->open(p, !(flags & O_NOFOLLOW));
   if (!f && !writes && f.error().err == ENOENT && (flags & O_CREAT))
     f = fs->open_write(p, flags);  // O_RDONLY|O_CREAT of a new name creates it, as open(2) does
   if (!f) return fail(f.error());

@@ -16,13 +16,27 @@
 
 namespace ossshim::shim {
 
+// A relative path that could climb into the prefix from a real directory above it: its first
+// component (after "./") is the prefix's first one ("oss/b/f" from "/") or "..". Then resolve
+// looks at the real directory; every other relative path passes through on this test alone.
+inline bool may_lead_into_prefix(const char* path) {
+  while (path[0] == '.' && path[1] == '/') path += 2;
+  if (path[0] == '.' && path[1] == '.' && (path[2] == '/' || path[2] == '\0')) return true;
+  const Globals& g = globals();
+  const char* first = g.prefix + 1;
+  std::size_t n = std::strcspn(first, "/");
+  return std::strncmp(path, first, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
 // Cheap test for the pass-through path: could (dirfd, path) name a virtual file? Absolute paths
-// compare the prefix; relative ones are virtual only under a virtual cwd or a virtual dirfd.
+// compare the prefix; relative ones are virtual under a virtual cwd or a virtual dirfd, or when
+// they may climb into the prefix from a real ancestor directory (rsync opens "/" and walks down).
 inline bool maybe_virtual(int dirfd, const char* path) {
   if (path == nullptr) return false;
   if (path[0] == '/') return is_virtual_path(path);
-  if (dirfd == AT_FDCWD) return globals().cwd_virtual.load(std::memory_order_relaxed);
-  return virtual_fd(dirfd);
+  if (dirfd == AT_FDCWD ? globals().cwd_virtual.load(std::memory_order_relaxed) : virtual_fd(dirfd))
+    return true;
+  return may_lead_into_prefix(path);
 }
 
 // Resolves (dirfd, path) to a virtual path; false when it is not ours after all (for example

@@ -483,7 +483,12 @@ void Vfs::after_fork_child(std::vector<std::uint32_t>& pins) {
   new (&lru_) decltype(lru_);
   cached_bytes_ = 0;
   auto client = oss::Client::create(config_, creds_);
-  if (client) (void)client_.release(), client_ = std::move(client.value());
+  if (client) {
+    (void)client_.release(), client_ = std::move(client.value());
+    // The uploader calls through a reference to the client: pointed at the new one, or the
+    // child's uploads would share the parent's connections (mixed requests, wrong bodies).
+    new (&uploader_) upload::Uploader(config_, *client_);
+  }
 }
 
 // ---- Reads through the node's shared cache ----
