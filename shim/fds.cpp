@@ -53,6 +53,62 @@ bool resolve(int dirfd, const char* path, vfs::VPath& out) {
   return vfs::parse(prefix, base + "/" + path, out);
 }
 
+bool through_local_link(int dirfd, const char* path, vfs::VPath& out) {
+  Globals& g = globals();
+  std::string_view prefix(g.prefix, g.prefix_len);
+  int saved = errno;
+  std::string rest = path;
+  if (rest[0] != '/') {
+    std::string base = real_base(dirfd);
+    if (base.empty()) return false;
+    rest = base + "/" + rest;
+  }
+  char text[4096];
+  // The common case first, in two calls: the last component is missing from a directory that
+  // exists (a program probing for a file). Not a link: nothing to follow.
+  std::size_t slash = rest.rfind('/');
+  if (REAL(readlink)(rest.c_str(), text, sizeof text - 1) < 0) {
+    std::string dir = slash == 0 ? "/" : rest.substr(0, slash);
+    if (errno != ENOENT || REAL(access)(dir.c_str(), F_OK) == 0) {
+      errno = saved;
+      return false;
+    }
+  }
+  // Walks the components as the kernel does, substituting each symlink's text; stops at the
+  // first missing one, or when the path reached lies under the prefix.
+  std::string done;  // resolved so far, no trailing '/' ("" is the root)
+  bool found = false;
+  for (int links = 0; links <= vfs::Vfs::kMaxLinks;) {
+    std::size_t at = rest.find_first_not_of('/');
+    if (at == std::string::npos) break;  // every component resolved, none into the prefix
+    std::size_t end = rest.find('/', at);
+    std::string comp = rest.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    rest = end == std::string::npos ? "" : rest.substr(end);
+    if (comp == ".") continue;
+    if (comp == "..") {
+      done = done.substr(0, done.rfind('/') == std::string::npos ? 0 : done.rfind('/'));
+      continue;
+    }
+    std::string next = done + "/" + comp;
+    ssize_t n = REAL(readlink)(next.c_str(), text, sizeof text - 1);
+    if (n < 0) {
+      if (errno != EINVAL) break;  // missing (the real ENOENT) or unreadable: not ours
+      done = next;
+      continue;
+    }
+    ++links;
+    std::string target(text, static_cast<std::size_t>(n));
+    rest = (target[0] == '/' ? target : done + "/" + target) + rest;
+    done.clear();
+    if (vfs::parse(prefix, rest, out)) {
+      found = true;
+      break;
+    }
+  }
+  errno = saved;
+  return found;
+}
+
 std::string display_of(int fd) {
   int saved = errno;  // callers pass the call through when this is empty
   auto f = lookup_file(fd);

@@ -335,10 +335,12 @@ void* map_virtual(void* addr, size_t len, int prot, int flags, int fd, off_t off
 using namespace ossshim::shim;
 namespace vfs = ossshim::vfs;
 
-#define OPEN_BODY(real_call, dirfd, path, flags)     \
-  Target t(dirfd, path);                             \
-  if (t.handled) return open_virtual(t.path, flags); \
-  return real_call
+#define OPEN_BODY(real_call, dirfd, path, flags)                                                           \
+  Target t(dirfd, path);                                                                                   \
+  if (t.handled) return open_virtual(t.path, flags);                                                       \
+  int r = real_call;                                                                                       \
+  if (r < 0 && !((flags)&O_NOFOLLOW) && t.via_local_link(dirfd, path)) return open_virtual(t.path, flags); \
+  return r
 
 extern "C" {
 

@@ -273,14 +273,26 @@ namespace vfs = ossshim::vfs;
     if (t.handled) return virtual_call;                   \
     return real_call;                                     \
   } while (0)
+// The same, and a real call that failed with ENOENT is tried again through a local symlink into
+// the prefix (calls that follow symlinks only).
+#define WITH_TARGET_LINKED_IF(follows, dirfd, path, virtual_call, real_call)               \
+  do {                                                                                     \
+    Target t(dirfd, path);                                                                 \
+    if (t.handled) return virtual_call;                                                    \
+    auto r = real_call;                                                                    \
+    if (call_failed(r) && (follows) && t.via_local_link(dirfd, path)) return virtual_call; \
+    return r;                                                                              \
+  } while (0)
+#define WITH_TARGET_LINKED(dirfd, path, virtual_call, real_call) \
+  WITH_TARGET_LINKED_IF(true, dirfd, path, virtual_call, real_call)
 
 extern "C" {
 
 int stat(const char* path, struct stat* st) {
-  WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(stat)(path, st));
+  WITH_TARGET_LINKED(AT_FDCWD, path, stat_path(t.path, st), REAL(stat)(path, st));
 }
 int stat64(const char* path, struct stat64* st) {
-  WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(stat64)(path, st));
+  WITH_TARGET_LINKED(AT_FDCWD, path, stat_path(t.path, st), REAL(stat64)(path, st));
 }
 int lstat(const char* path, struct stat* st) {
   WITH_TARGET(AT_FDCWD, path, lstat_path(t.path, st), REAL(lstat)(path, st));
@@ -298,26 +310,29 @@ int fstat64(int fd, struct stat64* st) {
 }
 int fstatat(int dirfd, const char* path, struct stat* st, int flags) {
   if ((flags & AT_EMPTY_PATH) && empty_path(path) && virtual_fd(dirfd)) return stat_fd(dirfd, st);
-  WITH_TARGET(dirfd, path, stat_path(t.path, st, !(flags & AT_SYMLINK_NOFOLLOW)),
-              REAL(fstatat)(dirfd, path, st, flags));
+  WITH_TARGET_LINKED_IF(!(flags & AT_SYMLINK_NOFOLLOW), dirfd, path,
+                        stat_path(t.path, st, !(flags & AT_SYMLINK_NOFOLLOW)),
+                        REAL(fstatat)(dirfd, path, st, flags));
 }
 int fstatat64(int dirfd, const char* path, struct stat64* st, int flags) {
   if ((flags & AT_EMPTY_PATH) && empty_path(path) && virtual_fd(dirfd)) return stat_fd(dirfd, st);
-  WITH_TARGET(dirfd, path, stat_path(t.path, st, !(flags & AT_SYMLINK_NOFOLLOW)),
-              REAL(fstatat64)(dirfd, path, st, flags));
+  WITH_TARGET_LINKED_IF(!(flags & AT_SYMLINK_NOFOLLOW), dirfd, path,
+                        stat_path(t.path, st, !(flags & AT_SYMLINK_NOFOLLOW)),
+                        REAL(fstatat64)(dirfd, path, st, flags));
 }
 int statx(int dirfd, const char* path, int flags, unsigned mask, struct statx* stx) {
   if ((flags & AT_EMPTY_PATH) && empty_path(path) && virtual_fd(dirfd))
     return fill_statx(dirfd, nullptr, stx);
-  WITH_TARGET(dirfd, path, fill_statx(-1, &t.path, stx, !(flags & AT_SYMLINK_NOFOLLOW)),
-              REAL(statx)(dirfd, path, flags, mask, stx));
+  WITH_TARGET_LINKED_IF(!(flags & AT_SYMLINK_NOFOLLOW), dirfd, path,
+                        fill_statx(-1, &t.path, stx, !(flags & AT_SYMLINK_NOFOLLOW)),
+                        REAL(statx)(dirfd, path, flags, mask, stx));
 }
 // The pre-2.33 names, still called by binaries built against older glibc.
 int __xstat(int ver, const char* path, struct stat* st) {
-  WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(__xstat)(ver, path, st));
+  WITH_TARGET_LINKED(AT_FDCWD, path, stat_path(t.path, st), REAL(__xstat)(ver, path, st));
 }
 int __xstat64(int ver, const char* path, struct stat64* st) {
-  WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(__xstat64)(ver, path, st));
+  WITH_TARGET_LINKED(AT_FDCWD, path, stat_path(t.path, st), REAL(__xstat64)(ver, path, st));
 }
 int __lxstat(int ver, const char* path, struct stat* st) {
   WITH_TARGET(AT_FDCWD, path, lstat_path(t.path, st), REAL(__lxstat)(ver, path, st));
@@ -343,20 +358,20 @@ int __fxstatat64(int ver, int dirfd, const char* path, struct stat64* st, int fl
 }
 
 int access(const char* path, int mode) {
-  WITH_TARGET(AT_FDCWD, path, access_virtual(t.path, mode), REAL(access)(path, mode));
+  WITH_TARGET_LINKED(AT_FDCWD, path, access_virtual(t.path, mode), REAL(access)(path, mode));
 }
 int faccessat(int dirfd, const char* path, int mode, int flags) {
   WITH_TARGET(dirfd, path, access_virtual(t.path, mode), REAL(faccessat)(dirfd, path, mode, flags));
 }
 int euidaccess(const char* path, int mode) {
-  WITH_TARGET(AT_FDCWD, path, access_virtual(t.path, mode), REAL(euidaccess)(path, mode));
+  WITH_TARGET_LINKED(AT_FDCWD, path, access_virtual(t.path, mode), REAL(euidaccess)(path, mode));
 }
 int eaccess(const char* path, int mode) {
-  WITH_TARGET(AT_FDCWD, path, access_virtual(t.path, mode), REAL(eaccess)(path, mode));
+  WITH_TARGET_LINKED(AT_FDCWD, path, access_virtual(t.path, mode), REAL(eaccess)(path, mode));
 }
 
 char* realpath(const char* path, char* resolved) {
-  WITH_TARGET(AT_FDCWD, path, realpath_virtual(t.path, resolved), REAL(realpath)(path, resolved));
+  WITH_TARGET_LINKED(AT_FDCWD, path, realpath_virtual(t.path, resolved), REAL(realpath)(path, resolved));
 }
 char* __realpath_chk(const char* path, char* resolved, size_t resolvedlen) {
   if (resolvedlen < PATH_MAX) __chk_fail();
@@ -364,7 +379,7 @@ char* __realpath_chk(const char* path, char* resolved, size_t resolvedlen) {
               REAL(__realpath_chk)(path, resolved, resolvedlen));
 }
 char* canonicalize_file_name(const char* path) {
-  WITH_TARGET(AT_FDCWD, path, realpath_virtual(t.path, nullptr), REAL(canonicalize_file_name)(path));
+  WITH_TARGET_LINKED(AT_FDCWD, path, realpath_virtual(t.path, nullptr), REAL(canonicalize_file_name)(path));
 }
 ssize_t readlink(const char* path, char* buf, size_t len) {
   WITH_TARGET(AT_FDCWD, path, readlink_virtual(t.path, buf, len), REAL(readlink)(path, buf, len));
@@ -401,7 +416,7 @@ static ssize_t no_xattr_list(const vfs::VPath& p) {
 }
 }  // extern "C++"
 ssize_t getxattr(const char* path, const char* name, void* value, size_t size) {
-  WITH_TARGET(AT_FDCWD, path, no_xattr(t.path), REAL(getxattr)(path, name, value, size));
+  WITH_TARGET_LINKED(AT_FDCWD, path, no_xattr(t.path), REAL(getxattr)(path, name, value, size));
 }
 ssize_t lgetxattr(const char* path, const char* name, void* value, size_t size) {
   WITH_TARGET(AT_FDCWD, path, no_xattr(t.path), REAL(lgetxattr)(path, name, value, size));
@@ -411,7 +426,7 @@ ssize_t fgetxattr(int fd, const char* name, void* value, size_t size) {
   return fail(ENODATA);
 }
 ssize_t listxattr(const char* path, char* list, size_t size) {
-  WITH_TARGET(AT_FDCWD, path, no_xattr_list(t.path), REAL(listxattr)(path, list, size));
+  WITH_TARGET_LINKED(AT_FDCWD, path, no_xattr_list(t.path), REAL(listxattr)(path, list, size));
 }
 ssize_t llistxattr(const char* path, char* list, size_t size) {
   WITH_TARGET(AT_FDCWD, path, no_xattr_list(t.path), REAL(llistxattr)(path, list, size));

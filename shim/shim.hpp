@@ -43,6 +43,11 @@ inline bool maybe_virtual(int dirfd, const char* path) {
 // "/oss/../etc/passwd"). The caller then passes the call through.
 bool resolve(int dirfd, const char* path, vfs::VPath& out);
 
+// After a real call on (dirfd, path) failed with ENOENT: true when the path goes through a local
+// symlink into the prefix (ln -s /oss/b/f /tmp/l; cat /tmp/l), with `out` the virtual path
+// reached. A readlink per component, paid only by calls that failed with ENOENT; errno kept.
+bool through_local_link(int dirfd, const char* path, vfs::VPath& out);
+
 // (dirfd, path) resolved once: `handled` false means the call is not ours (pass it through).
 struct Target {
   bool handled = false;
@@ -50,7 +55,18 @@ struct Target {
   Target(int dirfd, const char* p) {
     if (maybe_virtual(dirfd, p)) handled = resolve(dirfd, p, path);
   }
+  // The real call failed: is it ours after all, through a local symlink?
+  bool via_local_link(int dirfd, const char* p) {
+    if (errno != ENOENT || p == nullptr || p[0] == '\0') return false;
+    return handled = through_local_link(dirfd, p, path);
+  }
 };
+inline bool call_failed(long r) {
+  return r < 0;
+}
+inline bool call_failed(const void* r) {
+  return r == nullptr;
+}
 
 // The absolute virtual path a virtual fd was opened with ("/oss/bucket/dir").
 std::string display_of(int fd);
