@@ -155,7 +155,9 @@ extern "C" {
 
 DIR* opendir(const char* path) {
   Target t(AT_FDCWD, path);
-  return t.handled ? open_stream(t.path) : REAL(opendir)(path);
+  if (t.handled) return open_stream(t.path);
+  DIR* d = REAL(opendir)(path);
+  return !d && t.via_local_link(AT_FDCWD, path) ? open_stream(t.path) : d;  // ls /tmp/link-into-prefix/
 }
 DIR* fdopendir(int fd) {
   if (!virtual_fd(fd)) return REAL(fdopendir)(fd);

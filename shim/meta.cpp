@@ -512,12 +512,15 @@ int fstatvfs64(int fd, struct statvfs64* s) {
 
 int chdir(const char* path) {
   Target t(AT_FDCWD, path);
-  if (t.handled) {
-    vfs::Attr a;
-    if (stat_virtual(t.path, a) != 0) return -1;
-    return chdir_virtual(filesystem()->display(t.path), a.dir);
+  int r = t.handled ? -1 : REAL(chdir)(path);
+  if (t.handled || (r != 0 && t.via_local_link(AT_FDCWD, path))) {  // also cd /tmp/link-into-prefix
+    vfs::Vfs* fs = filesystem();
+    if (!fs) return -1;
+    vfs::VPath real;
+    auto a = fs->stat(t.path, &real);
+    if (!a) return fail(a.error());
+    return chdir_virtual(fs->display(real), a->dir);
   }
-  int r = REAL(chdir)(path);
   if (r == 0) leave_virtual_cwd();
   return r;
 }

@@ -95,5 +95,9 @@ want=$(cat "$lb/hf/models--org--name/snapshots/$rev/config.json")
 [ "$(vrun cat "$work/ll-dir/snapshots/$rev/sub/config.json" 2>&1)" = "$want" ] && ok || bad "local link to a directory in the prefix: $(vrun cat "$work/ll-dir/snapshots/$rev/sub/config.json" 2>&1 | head -3)"
 got=$(vrun python3 -c "import os,sys; p=sys.argv[1]; print(os.path.exists(p), os.stat(p).st_size, open(p).read().strip() == sys.argv[2], os.path.realpath(p))" "$work/ll-file" "$want" 2>&1)
 [ "$got" = "True $((${#want} + 1)) True /oss/bkt/hf/models--org--name/blobs/$(printf '%s\n' "$want" | sha256sum | cut -d' ' -f1)" ] && ok || bad "local link through python: $got"
+[ "$(vrun ls "$work/ll-dir/snapshots/$rev/" 2>&1 | tr '\n' ' ')" = "config.json model.safetensors sub tokenizer.json " ] && ok ||
+  bad "ls through a local link into the prefix: $(vrun ls "$work/ll-dir/snapshots/$rev/" 2>&1 | head -3)"
+[ "$(vrun bash -c "cd '$work/ll-dir' && pwd -P && cat refs/main" 2>&1)" = "$(printf '/oss/bkt/hf/models--org--name\n%s' "$rev")" ] && ok ||
+  bad "cd through a local link into the prefix: $(vrun bash -c "cd '$work/ll-dir' && pwd -P && cat refs/main" 2>&1 | head -3)"
 
 finish
