@@ -68,7 +68,7 @@ bool entry_at(const vfs::OpenFile& f, long pos, std::string& name, unsigned char
   auto i = static_cast<std::size_t>(pos - 2);
   if (i >= f.entries.size()) return false;
   name = f.entries[i].name;
-  type = f.entries[i].dir ? DT_DIR : DT_REG;
+  type = f.entries[i].dir ? DT_DIR : f.entries[i].link ? DT_LNK : DT_REG;
   ino = inode_of(f.display + "/" + name);
   return true;
 }
@@ -156,7 +156,9 @@ extern "C" {
 
 DIR* opendir(const char* path) {
   Target t(AT_FDCWD, path);
-  return t.handled ? open_stream(t.path) : REAL(opendir)(path);
+  if (t.handled) return open_stream(t.path);
+  DIR* d = REAL(opendir)(path);
+  return !d && t.via_local_link(AT_FDCWD, path) ? open_stream(t.path) : d;  // ls /tmp/link-into-prefix/
 }
 DIR* fdopendir(int fd) {
   if (!virtual_fd(fd)) return REAL(fdopendir)(fd);

@@ -24,6 +24,24 @@ namespace ossshim::shim {
 
 namespace {
 void commit_parked();
+
+// The real directory a relative path starts from: the cwd or what dirfd names ("" if unknown).
+std::string real_base(int dirfd) {
+  int saved = errno;
+  char buf[4096];
+  std::string base;
+  if (dirfd == AT_FDCWD) {
+    if (REAL(getcwd)(buf, sizeof buf)) base = buf;
+  } else {
+    char link[64];
+    std::snprintf(link, sizeof link, "/proc/self/fd/%d", dirfd);
+    ssize_t n = REAL(readlink)(link, buf, sizeof buf);
+    if (n > 0 && n < static_cast<ssize_t>(sizeof buf) && buf[0] == '/')
+      base.assign(buf, static_cast<std::size_t>(n));
+  }
+  errno = saved;
+  return base;
+}
 }  // namespace
 
 bool resolve(int dirfd, const char* path, vfs::VPath& out) {
@@ -34,13 +52,71 @@ bool resolve(int dirfd, const char* path, vfs::VPath& out) {
   std::string base;
   if (dirfd == AT_FDCWD) {
     std::lock_guard lock(g.cwd_mu);
-    if (!g.cwd_virtual.load() || g.cwd == nullptr) return false;
-    base = *g.cwd;
+    if (g.cwd_virtual.load() && g.cwd != nullptr) base = *g.cwd;
   } else {
     base = display_of(dirfd);
-    if (base.empty()) return false;
   }
+  // A real directory above the prefix ("/" opened by rsync, a cwd of "/"): lexically from its
+  // real path, which the kernel's ".." follows too.
+  if (base.empty() && may_lead_into_prefix(path)) base = real_base(dirfd);
+  if (base.empty()) return false;
   return vfs::parse(prefix, base + "/" + path, out);
+}
+
+bool through_local_link(int dirfd, const char* path, vfs::VPath& out) {
+  Globals& g = globals();
+  std::string_view prefix(g.prefix, g.prefix_len);
+  int saved = errno;
+  std::string rest = path;
+  if (rest[0] != '/') {
+    std::string base = real_base(dirfd);
+    if (base.empty()) return false;
+    rest = base + "/" + rest;
+  }
+  char text[4096];
+  // The common case first, in two calls: the last component is missing from a directory that
+  // exists (a program probing for a file). Not a link: nothing to follow.
+  std::size_t slash = rest.rfind('/');
+  if (REAL(readlink)(rest.c_str(), text, sizeof text - 1) < 0) {
+    std::string dir = slash == 0 ? "/" : rest.substr(0, slash);
+    if (errno != ENOENT || REAL(access)(dir.c_str(), F_OK) == 0) {
+      errno = saved;
+      return false;
+    }
+  }
+  // Walks the components as the kernel does, substituting each symlink's text; stops at the
+  // first missing one, or when the path reached lies under the prefix.
+  std::string done;  // resolved so far, no trailing '/' ("" is the root)
+  bool found = false;
+  for (int links = 0; links <= vfs::Vfs::kMaxLinks;) {
+    std::size_t at = rest.find_first_not_of('/');
+    if (at == std::string::npos) break;  // every component resolved, none into the prefix
+    std::size_t end = rest.find('/', at);
+    std::string comp = rest.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    rest = end == std::string::npos ? "" : rest.substr(end);
+    if (comp == ".") continue;
+    if (comp == "..") {
+      done = done.substr(0, done.rfind('/') == std::string::npos ? 0 : done.rfind('/'));
+      continue;
+    }
+    std::string next = done + "/" + comp;
+    ssize_t n = REAL(readlink)(next.c_str(), text, sizeof text - 1);
+    if (n < 0) {
+      if (errno != EINVAL) break;  // missing (the real ENOENT) or unreadable: not ours
+      done = next;
+      continue;
+    }
+    ++links;
+    std::string target(text, static_cast<std::size_t>(n));
+    rest = (target[0] == '/' ? target : done + "/" + target) + rest;
+    done.clear();
+    if (vfs::parse(prefix, rest, out)) {
+      found = true;
+      break;
+    }
+  }
+  errno = saved;
+  return found;
 }
 
 std::string display_of(int fd) {
@@ -487,13 +563,15 @@ void fill_stat(const std::string& display, const vfs::Attr& a, St* st) {
   std::memset(st, 0, sizeof *st);
   st->st_dev = kDevice;
   st->st_ino = inode_of(display);
-  st->st_mode = a.dir ? (S_IFDIR | 0755) : (S_IFREG | 0644);
+  st->st_mode = a.dir ? (S_IFDIR | 0755) : a.link ? (S_IFLNK | 0777) : (S_IFREG | 0644);
   st->st_nlink = a.dir ? 2 : 1;
   st->st_uid = getuid();
   st->st_gid = getgid();
   st->st_size = a.dir ? 4096 : static_cast<off_t>(a.size);  // 4096: what ext4 reports for a directory
   st->st_blksize = 1 << 20;                                 // large reads: fewer calls into the shim
-  st->st_blocks = a.dir ? 8 : static_cast<blkcnt_t>((a.size + 4095) / 4096 * 8);  // 4 KiB blocks, as ext4
+  st->st_blocks = a.dir    ? 8
+                  : a.link ? 0
+                           : static_cast<blkcnt_t>((a.size + 4095) / 4096 * 8);  // 4 KiB blocks, as ext4
   st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec = a.mtime;
 }
 template void fill_stat<struct stat>(const std::string&, const vfs::Attr&, struct stat*);

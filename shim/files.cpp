@@ -48,7 +48,7 @@ int open_virtual(const vfs::VPath& p, int flags) {
     return fail(e);
   };
   bool writes = access != O_RDONLY || (flags & O_TRUNC);
-  auto f = writes ? fs->open_write(p, flags) : fs->open(p);
+  auto f = writes ? fs->open_write(p, flags) : fs->open(p, !(flags & O_NOFOLLOW));
   if (!f && !writes && f.error().err == ENOENT && (flags & O_CREAT))
     f = fs->open_write(p, flags);  // O_RDONLY|O_CREAT of a new name creates it, as open(2) does
   if (!f) return fail(f.error());
@@ -340,10 +340,12 @@ void* map_virtual(void* addr, size_t len, int prot, int flags, int fd, off_t off
 using namespace ossshim::shim;
 namespace vfs = ossshim::vfs;
 
-#define OPEN_BODY(real_call, dirfd, path, flags)     \
-  Target t(dirfd, path);                             \
-  if (t.handled) return open_virtual(t.path, flags); \
-  return fresh_fd(real_call)
+#define OPEN_BODY(real_call, dirfd, path, flags)                                                           \
+  Target t(dirfd, path);                                                                                   \
+  if (t.handled) return open_virtual(t.path, flags);                                                       \
+  int r = fresh_fd(real_call);                                                                             \
+  if (r < 0 && !((flags)&O_NOFOLLOW) && t.via_local_link(dirfd, path)) return open_virtual(t.path, flags); \
+  return r
 
 extern "C" {
 

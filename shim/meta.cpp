@@ -41,17 +41,27 @@ int __fxstatat64(int ver, int dirfd, const char* path, struct stat64* st, int fl
 namespace ossshim::shim {
 namespace {
 
+int change(const Status& st);
+
 // AT_EMPTY_PATH calls may pass "" or (statx, recent kernels) NULL.
 bool empty_path(const char* p) {
   return p == nullptr || p[0] == '\0';
 }
 
+// follow false: lstat (a symlink described, not followed).
 template <class St>
-int stat_path(const vfs::VPath& p, St* st) {
-  vfs::Attr a;
-  if (stat_virtual(p, a) != 0) return -1;
-  fill_stat(filesystem()->display(p), a, st);
+int stat_path(const vfs::VPath& p, St* st, bool follow = true) {
+  vfs::Vfs* fs = filesystem();
+  if (!fs) return -1;
+  vfs::VPath real;  // the inode number is the target's: stat of a link and of its target agree
+  auto r = follow ? fs->stat(p, &real) : fs->lstat(p, &real);
+  if (!r) return fail(r.error());
+  fill_stat(fs->display(real), r.value(), st);
   return 0;
+}
+template <class St>
+int lstat_path(const vfs::VPath& p, St* st) {
+  return stat_path(p, st, false);
 }
 
 template <class St>
@@ -64,9 +74,9 @@ int stat_fd(int fd, St* st) {
   return 0;
 }
 
-int fill_statx(int fd, const vfs::VPath* p, struct statx* stx) {
+int fill_statx(int fd, const vfs::VPath* p, struct statx* stx, bool follow = true) {
   struct stat st;
-  int r = p ? stat_path(*p, &st) : stat_fd(fd, &st);
+  int r = p ? stat_path(*p, &st, follow) : stat_fd(fd, &st);
   if (r != 0) return r;
   std::memset(stx, 0, sizeof *stx);
   stx->stx_mask = STATX_BASIC_STATS;
@@ -91,21 +101,39 @@ int access_virtual(const vfs::VPath& p, int mode) {
   return 0;
 }
 
-// realpath for a virtual path: lexical (no symlinks in OSS), and the result must exist.
+// realpath for a virtual path: symlink objects followed, and the result must exist.
 char* realpath_virtual(const vfs::VPath& p, char* resolved) {
-  vfs::Attr a;
-  if (stat_virtual(p, a) != 0) return nullptr;
-  std::string full = filesystem()->display(p);
+  vfs::Vfs* fs = filesystem();
+  if (!fs) return nullptr;
+  vfs::VPath real;
+  auto r = fs->stat(p, &real);
+  if (!r) return (fail(r.error()), nullptr);
+  std::string full = fs->display(real);
   if (full.size() >= PATH_MAX) return (fail(ENAMETOOLONG), nullptr);
   if (resolved == nullptr) return strdup(full.c_str());
   std::memcpy(resolved, full.c_str(), full.size() + 1);
   return resolved;
 }
 
-ssize_t readlink_virtual(const vfs::VPath& p) {
-  vfs::Attr a;
-  if (stat_virtual(p, a) != 0) return -1;
-  return fail(EINVAL);  // objects and prefixes are never symbolic links
+// A symlink object's text, relative to its directory; truncated to len, no NUL (as readlink(2)).
+ssize_t readlink_virtual(const vfs::VPath& p, char* buf, size_t len) {
+  vfs::Vfs* fs = filesystem();
+  if (!fs) return -1;
+  auto r = fs->readlink(p);
+  if (!r && r.error().err == EINVAL) return fail(EINVAL);  // not a link: realpath(1) asks every component
+  if (!r) return fail(r.error());
+  if (len == 0) return fail(EINVAL);
+  size_t n = std::min(len, r->size());
+  std::memcpy(buf, r->data(), n);
+  return static_cast<ssize_t>(n);
+}
+
+// symlink(2) with the link under the prefix: an OSS symlink object.
+int symlink_virtual(const char* text, const vfs::VPath& link) {
+  vfs::Vfs* fs = filesystem();
+  if (!fs) return -1;
+  if (text == nullptr) return fail(EFAULT);
+  return change(fs->symlink(text, link));
 }
 
 constexpr long kFsMagic = 0x4f535321;  // "OSS!": no local file system type
@@ -195,9 +223,16 @@ bool rename_virtual(int fromfd, const char* from, int tofd, const char* to, unsi
 
 // Times, modes and owners: accepted when the path exists (tar, cp -p, shutil.copy2 and
 // downloaders set them); OSS keeps none of them.
-int accept_attribute_change(const vfs::VPath& p) {
-  vfs::Attr a;
-  return stat_virtual(p, a);
+// follow false (lchown, lutimes, AT_SYMLINK_NOFOLLOW): a symlink itself, dangling or not.
+int accept_attribute_change(const vfs::VPath& p, bool follow = true) {
+  if (follow) {
+    vfs::Attr a;
+    return stat_virtual(p, a);
+  }
+  vfs::Vfs* fs = filesystem();
+  if (!fs) return -1;
+  auto r = fs->lstat(p);
+  return r ? 0 : fail(r.error());
 }
 
 int unlink_virtual(const vfs::VPath& p, bool dir) {
@@ -238,20 +273,32 @@ namespace vfs = ossshim::vfs;
     if (t.handled) return virtual_call;                   \
     return real_call;                                     \
   } while (0)
+// The same, and a real call that failed with ENOENT is tried again through a local symlink into
+// the prefix (calls that follow symlinks only).
+#define WITH_TARGET_LINKED_IF(follows, dirfd, path, virtual_call, real_call)               \
+  do {                                                                                     \
+    Target t(dirfd, path);                                                                 \
+    if (t.handled) return virtual_call;                                                    \
+    auto r = real_call;                                                                    \
+    if (call_failed(r) && (follows) && t.via_local_link(dirfd, path)) return virtual_call; \
+    return r;                                                                              \
+  } while (0)
+#define WITH_TARGET_LINKED(dirfd, path, virtual_call, real_call) \
+  WITH_TARGET_LINKED_IF(true, dirfd, path, virtual_call, real_call)
 
 extern "C" {
 
 int stat(const char* path, struct stat* st) {
-  WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(stat)(path, st));
+  WITH_TARGET_LINKED(AT_FDCWD, path, stat_path(t.path, st), REAL(stat)(path, st));
 }
 int stat64(const char* path, struct stat64* st) {
-  WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(stat64)(path, st));
+  WITH_TARGET_LINKED(AT_FDCWD, path, stat_path(t.path, st), REAL(stat64)(path, st));
 }
 int lstat(const char* path, struct stat* st) {
-  WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(lstat)(path, st));
+  WITH_TARGET(AT_FDCWD, path, lstat_path(t.path, st), REAL(lstat)(path, st));
 }
 int lstat64(const char* path, struct stat64* st) {
-  WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(lstat64)(path, st));
+  WITH_TARGET(AT_FDCWD, path, lstat_path(t.path, st), REAL(lstat64)(path, st));
 }
 int fstat(int fd, struct stat* st) {
   if (!virtual_fd(fd)) return REAL(fstat)(fd, st);
@@ -263,29 +310,35 @@ int fstat64(int fd, struct stat64* st) {
 }
 int fstatat(int dirfd, const char* path, struct stat* st, int flags) {
   if ((flags & AT_EMPTY_PATH) && empty_path(path) && virtual_fd(dirfd)) return stat_fd(dirfd, st);
-  WITH_TARGET(dirfd, path, stat_path(t.path, st), REAL(fstatat)(dirfd, path, st, flags));
+  WITH_TARGET_LINKED_IF(!(flags & AT_SYMLINK_NOFOLLOW), dirfd, path,
+                        stat_path(t.path, st, !(flags & AT_SYMLINK_NOFOLLOW)),
+                        REAL(fstatat)(dirfd, path, st, flags));
 }
 int fstatat64(int dirfd, const char* path, struct stat64* st, int flags) {
   if ((flags & AT_EMPTY_PATH) && empty_path(path) && virtual_fd(dirfd)) return stat_fd(dirfd, st);
-  WITH_TARGET(dirfd, path, stat_path(t.path, st), REAL(fstatat64)(dirfd, path, st, flags));
+  WITH_TARGET_LINKED_IF(!(flags & AT_SYMLINK_NOFOLLOW), dirfd, path,
+                        stat_path(t.path, st, !(flags & AT_SYMLINK_NOFOLLOW)),
+                        REAL(fstatat64)(dirfd, path, st, flags));
 }
 int statx(int dirfd, const char* path, int flags, unsigned mask, struct statx* stx) {
   if ((flags & AT_EMPTY_PATH) && empty_path(path) && virtual_fd(dirfd))
     return fill_statx(dirfd, nullptr, stx);
-  WITH_TARGET(dirfd, path, fill_statx(-1, &t.path, stx), REAL(statx)(dirfd, path, flags, mask, stx));
+  WITH_TARGET_LINKED_IF(!(flags & AT_SYMLINK_NOFOLLOW), dirfd, path,
+                        fill_statx(-1, &t.path, stx, !(flags & AT_SYMLINK_NOFOLLOW)),
+                        REAL(statx)(dirfd, path, flags, mask, stx));
 }
 // The pre-2.33 names, still called by binaries built against older glibc.
 int __xstat(int ver, const char* path, struct stat* st) {
-  WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(__xstat)(ver, path, st));
+  WITH_TARGET_LINKED(AT_FDCWD, path, stat_path(t.path, st), REAL(__xstat)(ver, path, st));
 }
 int __xstat64(int ver, const char* path, struct stat64* st) {
-  WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(__xstat64)(ver, path, st));
+  WITH_TARGET_LINKED(AT_FDCWD, path, stat_path(t.path, st), REAL(__xstat64)(ver, path, st));
 }
 int __lxstat(int ver, const char* path, struct stat* st) {
-  WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(__lxstat)(ver, path, st));
+  WITH_TARGET(AT_FDCWD, path, lstat_path(t.path, st), REAL(__lxstat)(ver, path, st));
 }
 int __lxstat64(int ver, const char* path, struct stat64* st) {
-  WITH_TARGET(AT_FDCWD, path, stat_path(t.path, st), REAL(__lxstat64)(ver, path, st));
+  WITH_TARGET(AT_FDCWD, path, lstat_path(t.path, st), REAL(__lxstat64)(ver, path, st));
 }
 int __fxstat(int ver, int fd, struct stat* st) {
   if (!virtual_fd(fd)) return REAL(__fxstat)(ver, fd, st);
@@ -296,27 +349,29 @@ int __fxstat64(int ver, int fd, struct stat64* st) {
   return stat_fd(fd, st);
 }
 int __fxstatat(int ver, int dirfd, const char* path, struct stat* st, int flags) {
-  WITH_TARGET(dirfd, path, stat_path(t.path, st), REAL(__fxstatat)(ver, dirfd, path, st, flags));
+  WITH_TARGET(dirfd, path, stat_path(t.path, st, !(flags & AT_SYMLINK_NOFOLLOW)),
+              REAL(__fxstatat)(ver, dirfd, path, st, flags));
 }
 int __fxstatat64(int ver, int dirfd, const char* path, struct stat64* st, int flags) {
-  WITH_TARGET(dirfd, path, stat_path(t.path, st), REAL(__fxstatat64)(ver, dirfd, path, st, flags));
+  WITH_TARGET(dirfd, path, stat_path(t.path, st, !(flags & AT_SYMLINK_NOFOLLOW)),
+              REAL(__fxstatat64)(ver, dirfd, path, st, flags));
 }
 
 int access(const char* path, int mode) {
-  WITH_TARGET(AT_FDCWD, path, access_virtual(t.path, mode), REAL(access)(path, mode));
+  WITH_TARGET_LINKED(AT_FDCWD, path, access_virtual(t.path, mode), REAL(access)(path, mode));
 }
 int faccessat(int dirfd, const char* path, int mode, int flags) {
   WITH_TARGET(dirfd, path, access_virtual(t.path, mode), REAL(faccessat)(dirfd, path, mode, flags));
 }
 int euidaccess(const char* path, int mode) {
-  WITH_TARGET(AT_FDCWD, path, access_virtual(t.path, mode), REAL(euidaccess)(path, mode));
+  WITH_TARGET_LINKED(AT_FDCWD, path, access_virtual(t.path, mode), REAL(euidaccess)(path, mode));
 }
 int eaccess(const char* path, int mode) {
-  WITH_TARGET(AT_FDCWD, path, access_virtual(t.path, mode), REAL(eaccess)(path, mode));
+  WITH_TARGET_LINKED(AT_FDCWD, path, access_virtual(t.path, mode), REAL(eaccess)(path, mode));
 }
 
 char* realpath(const char* path, char* resolved) {
-  WITH_TARGET(AT_FDCWD, path, realpath_virtual(t.path, resolved), REAL(realpath)(path, resolved));
+  WITH_TARGET_LINKED(AT_FDCWD, path, realpath_virtual(t.path, resolved), REAL(realpath)(path, resolved));
 }
 char* __realpath_chk(const char* path, char* resolved, size_t resolvedlen) {
   if (resolvedlen < PATH_MAX) __chk_fail();
@@ -324,19 +379,28 @@ char* __realpath_chk(const char* path, char* resolved, size_t resolvedlen) {
               REAL(__realpath_chk)(path, resolved, resolvedlen));
 }
 char* canonicalize_file_name(const char* path) {
-  WITH_TARGET(AT_FDCWD, path, realpath_virtual(t.path, nullptr), REAL(canonicalize_file_name)(path));
+  WITH_TARGET_LINKED(AT_FDCWD, path, realpath_virtual(t.path, nullptr), REAL(canonicalize_file_name)(path));
 }
 ssize_t readlink(const char* path, char* buf, size_t len) {
-  WITH_TARGET(AT_FDCWD, path, readlink_virtual(t.path), REAL(readlink)(path, buf, len));
+  WITH_TARGET(AT_FDCWD, path, readlink_virtual(t.path, buf, len), REAL(readlink)(path, buf, len));
 }
 ssize_t readlinkat(int dirfd, const char* path, char* buf, size_t len) {
-  WITH_TARGET(dirfd, path, readlink_virtual(t.path), REAL(readlinkat)(dirfd, path, buf, len));
+  WITH_TARGET(dirfd, path, readlink_virtual(t.path, buf, len), REAL(readlinkat)(dirfd, path, buf, len));
 }
 ssize_t __readlink_chk(const char* path, char* buf, size_t len, size_t buflen) {
-  WITH_TARGET(AT_FDCWD, path, readlink_virtual(t.path), REAL(__readlink_chk)(path, buf, len, buflen));
+  WITH_TARGET(AT_FDCWD, path, readlink_virtual(t.path, buf, len),
+              REAL(__readlink_chk)(path, buf, len, buflen));
 }
 ssize_t __readlinkat_chk(int dirfd, const char* path, char* buf, size_t len, size_t buflen) {
-  WITH_TARGET(dirfd, path, readlink_virtual(t.path), REAL(__readlinkat_chk)(dirfd, path, buf, len, buflen));
+  WITH_TARGET(dirfd, path, readlink_virtual(t.path, buf, len),
+              REAL(__readlinkat_chk)(dirfd, path, buf, len, buflen));
+}
+
+int symlink(const char* target, const char* linkpath) {
+  WITH_TARGET(AT_FDCWD, linkpath, symlink_virtual(target, t.path), REAL(symlink)(target, linkpath));
+}
+int symlinkat(const char* target, int dirfd, const char* linkpath) {
+  WITH_TARGET(dirfd, linkpath, symlink_virtual(target, t.path), REAL(symlinkat)(target, dirfd, linkpath));
 }
 
 // No extended attributes: reading one is ENODATA, listing them empty (ls and tar ask for ACLs
@@ -352,7 +416,7 @@ static ssize_t no_xattr_list(const vfs::VPath& p) {
 }
 }  // extern "C++"
 ssize_t getxattr(const char* path, const char* name, void* value, size_t size) {
-  WITH_TARGET(AT_FDCWD, path, no_xattr(t.path), REAL(getxattr)(path, name, value, size));
+  WITH_TARGET_LINKED(AT_FDCWD, path, no_xattr(t.path), REAL(getxattr)(path, name, value, size));
 }
 ssize_t lgetxattr(const char* path, const char* name, void* value, size_t size) {
   WITH_TARGET(AT_FDCWD, path, no_xattr(t.path), REAL(lgetxattr)(path, name, value, size));
@@ -362,7 +426,7 @@ ssize_t fgetxattr(int fd, const char* name, void* value, size_t size) {
   return fail(ENODATA);
 }
 ssize_t listxattr(const char* path, char* list, size_t size) {
-  WITH_TARGET(AT_FDCWD, path, no_xattr_list(t.path), REAL(listxattr)(path, list, size));
+  WITH_TARGET_LINKED(AT_FDCWD, path, no_xattr_list(t.path), REAL(listxattr)(path, list, size));
 }
 ssize_t llistxattr(const char* path, char* list, size_t size) {
   WITH_TARGET(AT_FDCWD, path, no_xattr_list(t.path), REAL(llistxattr)(path, list, size));
@@ -379,7 +443,7 @@ int setxattr(const char* path, const char* name, const void* value, size_t size,
               REAL(setxattr)(path, name, value, size, flags));
 }
 int lsetxattr(const char* path, const char* name, const void* value, size_t size, int flags) {
-  WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path),
+  WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path, false),
               REAL(lsetxattr)(path, name, value, size, flags));
 }
 int fsetxattr(int fd, const char* name, const void* value, size_t size, int flags) {
@@ -390,7 +454,7 @@ int removexattr(const char* path, const char* name) {
   WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path), REAL(removexattr)(path, name));
 }
 int lremovexattr(const char* path, const char* name) {
-  WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path), REAL(lremovexattr)(path, name));
+  WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path, false), REAL(lremovexattr)(path, name));
 }
 int fremovexattr(int fd, const char* name) {
   if (!virtual_fd(fd)) return REAL(fremovexattr)(fd, name);
@@ -448,12 +512,15 @@ int fstatvfs64(int fd, struct statvfs64* s) {
 
 int chdir(const char* path) {
   Target t(AT_FDCWD, path);
-  if (t.handled) {
-    vfs::Attr a;
-    if (stat_virtual(t.path, a) != 0) return -1;
-    return chdir_virtual(filesystem()->display(t.path), a.dir);
+  int r = t.handled ? -1 : REAL(chdir)(path);
+  if (t.handled || (r != 0 && t.via_local_link(AT_FDCWD, path))) {  // also cd /tmp/link-into-prefix
+    vfs::Vfs* fs = filesystem();
+    if (!fs) return -1;
+    vfs::VPath real;
+    auto a = fs->stat(t.path, &real);
+    if (!a) return fail(a.error());
+    return chdir_virtual(fs->display(real), a->dir);
   }
-  int r = REAL(chdir)(path);
   if (r == 0) leave_virtual_cwd();
   return r;
 }
@@ -537,7 +604,8 @@ int chmod(const char* path, mode_t mode) {
   WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path), REAL(chmod)(path, mode));
 }
 int fchmodat(int dirfd, const char* path, mode_t mode, int flags) {
-  WITH_TARGET(dirfd, path, accept_attribute_change(t.path), REAL(fchmodat)(dirfd, path, mode, flags));
+  WITH_TARGET(dirfd, path, accept_attribute_change(t.path, !(flags & AT_SYMLINK_NOFOLLOW)),
+              REAL(fchmodat)(dirfd, path, mode, flags));
 }
 int fchmod(int fd, mode_t mode) {
   if (!virtual_fd(fd)) return REAL(fchmod)(fd, mode);
@@ -547,10 +615,11 @@ int chown(const char* path, uid_t uid, gid_t gid) {
   WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path), REAL(chown)(path, uid, gid));
 }
 int lchown(const char* path, uid_t uid, gid_t gid) {
-  WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path), REAL(lchown)(path, uid, gid));
+  WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path, false), REAL(lchown)(path, uid, gid));
 }
 int fchownat(int dirfd, const char* path, uid_t uid, gid_t gid, int flags) {
-  WITH_TARGET(dirfd, path, accept_attribute_change(t.path), REAL(fchownat)(dirfd, path, uid, gid, flags));
+  WITH_TARGET(dirfd, path, accept_attribute_change(t.path, !(flags & AT_SYMLINK_NOFOLLOW)),
+              REAL(fchownat)(dirfd, path, uid, gid, flags));
 }
 int fchown(int fd, uid_t uid, gid_t gid) {
   if (!virtual_fd(fd)) return REAL(fchown)(fd, uid, gid);
@@ -563,7 +632,7 @@ int utimes(const char* path, const struct timeval times[2]) {
   WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path), REAL(utimes)(path, times));
 }
 int lutimes(const char* path, const struct timeval times[2]) {
-  WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path), REAL(lutimes)(path, times));
+  WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path, false), REAL(lutimes)(path, times));
 }
 int futimes(int fd, const struct timeval times[2]) {
   if (!virtual_fd(fd)) return REAL(futimes)(fd, times);
@@ -578,7 +647,8 @@ int utimensat(int dirfd, const char* path, const struct timespec times[2], int f
   // volatile read).
   const char* volatile checked = path;
   if (checked == nullptr) return virtual_fd(dirfd) ? 0 : REAL(utimensat)(dirfd, path, times, flags);
-  WITH_TARGET(dirfd, path, accept_attribute_change(t.path), REAL(utimensat)(dirfd, path, times, flags));
+  WITH_TARGET(dirfd, path, accept_attribute_change(t.path, !(flags & AT_SYMLINK_NOFOLLOW)),
+              REAL(utimensat)(dirfd, path, times, flags));
 }
 
 }  // extern "C"

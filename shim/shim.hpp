@@ -16,18 +16,38 @@
 
 namespace ossshim::shim {
 
+// A relative path that could climb into the prefix from a real directory above it: its first
+// component (after "./") is the prefix's first one ("oss/b/f" from "/") or "..". Then resolve
+// looks at the real directory; every other relative path passes through on this test alone.
+inline bool may_lead_into_prefix(const char* path) {
+  while (path[0] == '.' && path[1] == '/') path += 2;
+  if (path[0] == '.' && path[1] == '.' && (path[2] == '/' || path[2] == '\0')) return true;
+  const Globals& g = globals();
+  const char* first = g.prefix + 1;
+  std::size_t n = std::strcspn(first, "/");
+  return std::strncmp(path, first, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
 // Cheap test for the pass-through path: could (dirfd, path) name a virtual file? Absolute paths
-// compare the prefix; relative ones are virtual only under a virtual cwd or a virtual dirfd.
+// compare the prefix; relative ones are virtual under a virtual cwd or a virtual dirfd, or when
+// they may climb into the prefix from a real ancestor directory (rsync opens "/" and walks down).
 inline bool maybe_virtual(int dirfd, const char* path) {
   if (path == nullptr) return false;
   if (path[0] == '/') return is_virtual_path(path);
-  if (dirfd == AT_FDCWD) return globals().cwd_virtual.load(std::memory_order_relaxed) && !in_own_call();
-  return virtual_fd(dirfd);
+  if (dirfd == AT_FDCWD ? globals().cwd_virtual.load(std::memory_order_relaxed) && !in_own_call()
+                        : virtual_fd(dirfd))
+    return true;
+  return !in_own_call() && may_lead_into_prefix(path);
 }
 
 // Resolves (dirfd, path) to a virtual path; false when it is not ours after all (for example
 // "/oss/../etc/passwd"). The caller then passes the call through.
 bool resolve(int dirfd, const char* path, vfs::VPath& out);
+
+// After a real call on (dirfd, path) failed with ENOENT: true when the path goes through a local
+// symlink into the prefix (ln -s /oss/b/f /tmp/l; cat /tmp/l), with `out` the virtual path
+// reached. A readlink per component, paid only by calls that failed with ENOENT; errno kept.
+bool through_local_link(int dirfd, const char* path, vfs::VPath& out);
 
 // (dirfd, path) resolved once: `handled` false means the call is not ours (pass it through).
 struct Target {
@@ -36,7 +56,18 @@ struct Target {
   Target(int dirfd, const char* p) {
     if (maybe_virtual(dirfd, p)) handled = resolve(dirfd, p, path);
   }
+  // The real call failed: is it ours after all, through a local symlink?
+  bool via_local_link(int dirfd, const char* p) {
+    if (errno != ENOENT || p == nullptr || p[0] == '\0') return false;
+    return handled = through_local_link(dirfd, p, path);
+  }
 };
+inline bool call_failed(long r) {
+  return r < 0;
+}
+inline bool call_failed(const void* r) {
+  return r == nullptr;
+}
 
 // The absolute virtual path a virtual fd was opened with ("/oss/bucket/dir").
 std::string display_of(int fd);

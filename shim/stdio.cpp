@@ -421,11 +421,15 @@ extern "C" {
 
 FILE* fopen(const char* path, const char* mode) {
   Target t(AT_FDCWD, path);
-  return t.handled ? fopen_virtual(t.path, mode) : REAL(fopen)(path, mode);
+  if (t.handled) return fopen_virtual(t.path, mode);
+  FILE* f = REAL(fopen)(path, mode);
+  return !f && t.via_local_link(AT_FDCWD, path) ? fopen_virtual(t.path, mode) : f;
 }
 FILE* fopen64(const char* path, const char* mode) {
   Target t(AT_FDCWD, path);
-  return t.handled ? fopen_virtual(t.path, mode) : REAL(fopen64)(path, mode);
+  if (t.handled) return fopen_virtual(t.path, mode);
+  FILE* f = REAL(fopen64)(path, mode);
+  return !f && t.via_local_link(AT_FDCWD, path) ? fopen_virtual(t.path, mode) : f;
 }
 FILE* fdopen(int fd, const char* mode) {
   if (!virtual_fd(fd)) return REAL(fdopen)(fd, mode);

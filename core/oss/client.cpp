@@ -109,6 +109,32 @@ class OssClient final : public Client {
     return ok_status();
   }
 
+  Result<PutResult> put_symlink(const std::string& bucket, const std::string& key, const std::string& target,
+                                const WriteOptions& options) override {
+    http::Exchange x = exchange("PutSymlink", "PUT", bucket, key, {{"symlink", ""}});
+    if (s3_) return no_symlinks(x);
+    x.request.set_header("x-oss-symlink-target", util::uri_encode(target, true));
+    forbid_overwrite(x, options);
+    auto r = http_.execute(x);
+    if (auto e = failure(x, r, options)) return *e;
+    return put_result(r.value());
+  }
+
+  Result<SymlinkInfo> get_symlink(const std::string& bucket, const std::string& key) override {
+    http::Exchange x = exchange("GetSymlink", "GET", bucket, key, {{"symlink", ""}});
+    if (s3_) return no_symlinks(x);
+    auto r = http_.execute(x);
+    if (auto e = failure(x, r)) return *e;
+    const std::string* raw = r.value().header("x-oss-symlink-target");
+    SymlinkInfo out;
+    if (!raw || !util::uri_decode(*raw, out.target, false) || out.target.empty())
+      return protocol_error(x, "GetSymlink response without a valid x-oss-symlink-target header");
+    if (const std::string* etag = r.value().header("ETag")) out.etag = *etag;
+    if (const std::string* lm = r.value().header("Last-Modified"))
+      if (auto t = util::parse_rfc1123(*lm)) out.mtime = *t;
+    return out;
+  }
+
   Result<PutResult> copy_object(const std::string& src_bucket, const std::string& src_key,
                                 const std::string& dst_bucket, const std::string& dst_key,
                                 const WriteOptions& options) override {
@@ -358,6 +384,15 @@ class OssClient final : public Client {
     if (!xml::parse_error(resp.body, body) && err_header && util::base64_decode(*err_header, decoded))
       xml::parse_error(decoded, body);
     return body;
+  }
+
+  static Error no_symlinks(const http::Exchange& x) {
+    Error e;
+    e.err = EPERM;
+    e.op = x.op;
+    e.target = x.target;
+    e.message = "S3-compatible stores have no symlink objects (OSSSHIM_SIGNATURE=s3v4); use an OSS endpoint";
+    return e;
   }
 
   Error protocol_error(const http::Exchange& x, const std::string& why) const {

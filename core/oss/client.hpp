@@ -32,7 +32,20 @@ struct ObjectSummary {
   std::uint64_t size = 0;
   std::time_t mtime = 0;
   std::string etag;
+  std::string type;  // "Normal", "Multipart", "Appendable", "Symlink" (OSS); empty from S3
 };
+
+// A symlink object (GetSymlink): the key it points at, in the same bucket.
+struct SymlinkInfo {
+  std::string target;  // decoded
+  std::string etag;
+  std::time_t mtime = 0;
+};
+
+// Error::code a HEAD/GET of a symlink object gets when its target is missing (404) or is not a
+// plain object (400): the key exists, as a link.
+inline constexpr char kSymlinkTargetMissing[] = "SymlinkTargetNotExist";
+inline constexpr char kSymlinkTargetInvalid[] = "InvalidTargetType";
 
 struct ListPage {
   std::vector<ObjectSummary> objects;
@@ -107,6 +120,12 @@ class Client {
   virtual Result<PutResult> put_object(const std::string& bucket, const std::string& key,
                                        std::string_view body, const WriteOptions& options = {}) = 0;
   virtual Status delete_object(const std::string& bucket, const std::string& key) = 0;
+  // PutSymlink: `key` becomes a link to `target` (a key of the same bucket). OSS only: with
+  // signature s3v4 it fails with EPERM (S3 has no symlink objects).
+  virtual Result<PutResult> put_symlink(const std::string& bucket, const std::string& key,
+                                        const std::string& target, const WriteOptions& options = {}) = 0;
+  // GetSymlink: what `key` points at; EINVAL (400 NotSymlink) when it is not a link.
+  virtual Result<SymlinkInfo> get_symlink(const std::string& bucket, const std::string& key) = 0;
   virtual Result<PutResult> copy_object(const std::string& src_bucket, const std::string& src_key,
                                         const std::string& dst_bucket, const std::string& dst_key,
                                         const WriteOptions& options = {}) = 0;

@@ -57,6 +57,7 @@ std::string parse_list(std::string_view body, ListPage& out) {
     if (!decode(url, text(c, "Key"), o.key)) return "undecodable key '" + text(c, "Key") + "'";
     o.size = c.child("Size").text().as_ullong();
     o.etag = text(c, "ETag");
+    o.type = text(c, "Type");
     if (auto t = util::parse_iso8601(text(c, "LastModified"))) o.mtime = *t;
     out.objects.push_back(std::move(o));
   }

@@ -53,4 +53,57 @@ VPath parent_of(const VPath& p) {
   return up;
 }
 
+namespace {
+std::vector<std::string_view> segments(std::string_view s) {
+  std::vector<std::string_view> out;
+  for (std::size_t i = 0; i < s.size();) {
+    std::size_t j = s.find('/', i);
+    if (j == std::string_view::npos) j = s.size();
+    if (j > i) out.push_back(s.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+}  // namespace
+
+bool link_target_key(std::string_view link_key, std::string_view text, std::string& key) {
+  if (text.empty()) return false;
+  std::vector<std::string_view> parts;
+  if (text[0] != '/') {
+    parts = segments(link_key);
+    if (!parts.empty()) parts.pop_back();  // the link's own name
+  }
+  for (auto seg : segments(text)) {
+    if (seg == ".") continue;
+    if (seg == "..") {
+      if (parts.empty()) return false;  // above the bucket
+      parts.pop_back();
+    } else {
+      parts.push_back(seg);
+    }
+  }
+  if (parts.empty()) return false;
+  key.clear();
+  for (auto seg : parts) {
+    if (!key.empty()) key += '/';
+    key += seg;
+  }
+  return true;
+}
+
+std::string link_text(std::string_view link_key, std::string_view target_key) {
+  auto from = segments(link_key), to = segments(target_key);
+  if (!from.empty()) from.pop_back();
+  std::size_t common = 0;
+  // The last segment of the target stays even when it equals a directory of the link's path.
+  while (common < from.size() && common + 1 < to.size() && from[common] == to[common]) ++common;
+  std::string out;
+  for (std::size_t i = common; i < from.size(); ++i) out += "../";
+  for (std::size_t i = common; i < to.size(); ++i) {
+    out += to[i];
+    if (i + 1 < to.size()) out += '/';
+  }
+  return out;
+}
+
 }  // namespace ossshim::vfs

@@ -25,4 +25,15 @@ VPath parent_of(const VPath& p);
 // The path a VPath came from, e.g. "/oss/bucket/a/b".
 std::string to_string(std::string_view prefix, const VPath& p);
 
+// Symbolic links in a bucket. OSS stores a link's target as a key of the same bucket; POSIX
+// programs write and read it relative to the link's directory (ln -s ../../blobs/x). Both
+// conversions are lexical (keys have no "." or ".." segments).
+// The key that `text` names from link `link_key` (a relative text, or an absolute one already
+// made bucket-relative by the caller with a leading '/'); false when it leaves the bucket or
+// names the bucket itself.
+bool link_target_key(std::string_view link_key, std::string_view text, std::string& key);
+// The text readlink shows for link `link_key` pointing at `target_key`: relative to the link's
+// directory ("../../blobs/x").
+std::string link_text(std::string_view link_key, std::string_view target_key);
+
 }  // namespace ossshim::vfs

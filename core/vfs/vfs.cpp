@@ -79,7 +79,82 @@ void Vfs::remember(const std::string& path, const CachedAttr& entry) {
   attrs_[path] = entry;
 }
 
-Result<Attr> Vfs::stat(const VPath& p) {
+Result<Attr> Vfs::stat(const VPath& p, VPath* resolved) {
+  int hops = 0;
+  return lookup(p, true, resolved, hops);
+}
+
+Result<Attr> Vfs::lstat(const VPath& p, VPath* resolved) {
+  int hops = 0;
+  return lookup(p, false, resolved, hops);
+}
+
+Result<Attr> Vfs::lookup(VPath p, bool follow, VPath* resolved, int& hops) {
+  for (;;) {
+    auto r = attr_of(p);
+    if (r && r->link && follow) {
+      if (++hops > kMaxLinks) return error_for("stat", p, ELOOP, "too many levels of symbolic links");
+      p.key = r->target;
+      continue;
+    }
+    if (!r && r.error().err == ENOENT && !p.key.empty()) {
+      // As on a local file system, a path through a file is "not a directory"; and a path
+      // through a symlink to a directory goes on in its target.
+      VPath up = parent_of(p), real_up;
+      auto u = lookup(up, true, &real_up, hops);
+      if (u && !u->dir) {
+        r = error_for("stat", p, ENOTDIR, "a parent is a file, not a directory");
+      } else if (u && real_up.key != up.key) {
+        if (++hops > kMaxLinks) return error_for("stat", p, ELOOP, "too many levels of symbolic links");
+        std::string name = p.key.substr(up.key.empty() ? 0 : up.key.size() + 1);
+        p.key = real_up.key.empty() ? name : real_up.key + "/" + name;
+        continue;
+      }
+    }
+    if (resolved) *resolved = p;
+    return r;
+  }
+}
+
+Result<std::string> Vfs::readlink(const VPath& p) {
+  VPath real;
+  auto a = lstat(p, &real);
+  if (!a) return a.error();
+  if (!a->link) return error_for("readlink", p, EINVAL, "not a symbolic link");
+  return link_text(real.key, a->target);
+}
+
+Status Vfs::symlink(std::string_view text, const VPath& link) {
+  if (link.is_prefix_root() || link.is_bucket_root()) return error_for("symlink", link, EEXIST, "exists");
+  if (text.empty()) return error_for("symlink", link, ENOENT, "empty target");
+  VPath real;  // the link's place, its directory reached through any symlinks
+  auto st = lstat(link, &real);
+  if (st) return error_for("symlink", link, EEXIST, "exists");
+  if (st.error().err != ENOENT) return st.error();
+  if (auto up = parent_dir(real, "symlink"); !up) return up.error();
+  std::string key;
+  bool named = false;
+  if (text[0] == '/') {
+    VPath t;
+    named = parse(config_.prefix, text, t) && t.bucket == real.bucket && !t.key.empty();
+    key = t.key;
+  } else {
+    named = link_target_key(real.key, text, key);
+  }
+  if (!named)
+    return error_for("symlink", link, EPERM,
+                     "an OSS symlink points at a key of its own bucket, and '" + std::string(text) +
+                         "' is outside " + display(VPath{real.bucket, ""}) +
+                         " (link to a path inside the bucket, or copy the file)");
+  oss::WriteOptions o;
+  o.forbid_overwrite = true;
+  auto r = client_->put_symlink(real.bucket, real.key, key, o);
+  changed();
+  if (!r) return r.error();
+  return ok_status();
+}
+
+Result<Attr> Vfs::attr_of(const VPath& p) {
   std::string path = display(p);
   if (auto w = writing(path)) {  // open for writing here: what the program wrote so far
     Attr a = w->attr;
@@ -96,23 +171,31 @@ Result<Attr> Vfs::stat(const VPath& p) {
     }
   }
   auto r = stat_uncached(p);
-  if (!r && r.error().err == ENOENT && !p.key.empty()) {
-    // As on a local file system, a path through a file is "not a directory".
-    auto up = stat(parent_of(p));
-    if (up && !up->dir) r = error_for("stat", p, ENOTDIR, "a parent is a file, not a directory");
-  }
   CachedAttr entry;
   if (r.ok()) {
     entry.exists = true;
     entry.attr = r.value();
     entry.expires = Clock::now() + std::chrono::milliseconds(config_.attr_ttl_ms);
     remember(path, entry);
-  } else if (r.error().err == ENOENT || r.error().err == ENOTDIR) {
+  } else if (r.error().err == ENOENT) {
     entry.error = r.error();
     entry.expires = Clock::now() + std::chrono::milliseconds(config_.negative_ttl_ms);
     remember(path, entry);
   }
   return r;
+}
+
+// A symlink object: its target from GetSymlink (a HEAD follows the link on the server).
+Result<Attr> Vfs::link_attr(const VPath& p) {
+  auto l = client_->get_symlink(p.bucket, p.key);
+  if (!l) return l.error();
+  Attr a;
+  a.link = true;
+  a.target = l->target;
+  a.mtime = l->mtime;
+  a.etag = l->etag;
+  a.size = link_text(p.key, l->target).size();
+  return a;
 }
 
 Result<Attr> Vfs::stat_uncached(const VPath& p) {
@@ -127,6 +210,10 @@ Result<Attr> Vfs::stat_uncached(const VPath& p) {
     return dir;
   }
   auto head = client_->head_object(p.bucket, p.key);
+  if (head && head->object_type == "Symlink") return link_attr(p);
+  if (!head &&
+      (head.error().code == oss::kSymlinkTargetMissing || head.error().code == oss::kSymlinkTargetInvalid))
+    return link_attr(p);
   if (head) {
     Attr a;
     a.size = head->size;
@@ -158,10 +245,14 @@ Result<std::vector<DirEntry>> Vfs::list(const VPath& p) {
       any = true;
       std::string name = o.key.substr(req.prefix.size());
       if (name.empty()) continue;  // the directory's own marker object "key/"
-      out.push_back({name, false});
+      if (o.type == "Symlink") {   // its attributes need GetSymlink: not cached from here
+        out.push_back({name, false, true});
+        continue;
+      }
+      out.push_back({name, false, false});
       CachedAttr entry;
       entry.exists = true;
-      entry.attr = Attr{false, o.size, o.mtime, o.etag};
+      entry.attr = Attr{false, o.size, o.mtime, o.etag, false, ""};
       entry.expires = Clock::now() + std::chrono::milliseconds(config_.attr_ttl_ms);
       remember(display(p) + "/" + name, entry);
     }
@@ -169,7 +260,7 @@ Result<std::vector<DirEntry>> Vfs::list(const VPath& p) {
       any = true;
       std::string name = prefix.substr(req.prefix.size());
       if (!name.empty() && name.back() == '/') name.pop_back();
-      if (!name.empty()) out.push_back({name, true});
+      if (!name.empty()) out.push_back({name, true, false});
     }
     if (!page->truncated) break;
     req.continuation_token = page->next_continuation_token;
@@ -189,12 +280,15 @@ Result<std::vector<DirEntry>> Vfs::list(const VPath& p) {
   return out;
 }
 
-Result<std::shared_ptr<OpenFile>> Vfs::open(const VPath& p) {
-  auto st = stat(p);
+Result<std::shared_ptr<OpenFile>> Vfs::open(const VPath& p, bool follow) {
+  VPath real;
+  int hops = 0;
+  auto st = lookup(p, follow, &real, hops);
   if (!st) return st.error();
+  if (st->link) return error_for("open", p, ELOOP, "is a symbolic link (O_NOFOLLOW)");
   auto f = std::make_shared<OpenFile>();
-  f->path = p;
-  f->display = display(p);
+  f->path = real;  // a symlink's target: its bytes, its cache entry
+  f->display = display(real);
   f->attr = st.value();
   if (!f->attr.dir) f->written_by = writing(f->display);
   return f;
@@ -406,7 +500,12 @@ void Vfs::after_fork_child(std::vector<std::uint32_t>& pins) {
   new (&lru_) decltype(lru_);
   cached_bytes_ = 0;
   auto client = oss::Client::create(config_, creds_);
-  if (client) (void)client_.release(), client_ = std::move(client.value());
+  if (client) {
+    (void)client_.release(), client_ = std::move(client.value());
+    // The uploader calls through a reference to the client: pointed at the new one, or the
+    // child's uploads would share the parent's connections (mixed requests, wrong bodies).
+    new (&uploader_) upload::Uploader(config_, *client_);
+  }
 }
 
 // ---- The whole-object CRC64 of bytes read past the shared cache ----

@@ -35,14 +35,17 @@ namespace ossshim::vfs {
 
 struct Attr {
   bool dir = false;
-  std::uint64_t size = 0;
+  std::uint64_t size = 0;  // a symlink's: the length of its text, as readlink shows it
   std::time_t mtime = 0;
-  std::string etag;  // files only
+  std::string etag;    // files only
+  bool link = false;   // a symlink object (only lstat-like lookups return one)
+  std::string target;  // a symlink's target key, in the same bucket
 };
 
 struct DirEntry {
   std::string name;
   bool dir = false;
+  bool link = false;
 };
 
 // One open file description: shared by dup'd descriptors, like the kernel's.
@@ -95,9 +98,21 @@ class Vfs {
   const Config& config() const { return config_; }
   std::string display(const VPath& p) const { return to_string(config_.prefix, p); }
 
-  Result<Attr> stat(const VPath& p);
+  // Symlink objects are followed, in every component, at most kMaxLinks times (then ELOOP);
+  // `resolved` (if given) receives the path reached, also when that does not exist.
+  static constexpr int kMaxLinks = 40;
+  Result<Attr> stat(const VPath& p, VPath* resolved = nullptr);
+  // As stat, but a symlink in the last component is described, not followed (attr.link).
+  Result<Attr> lstat(const VPath& p, VPath* resolved = nullptr);
+  // The text of symlink `p`, relative to its directory; EINVAL when `p` is not a symlink.
+  Result<std::string> readlink(const VPath& p);
+  // Creates symlink `link` -> `text`: a relative text (from the link's directory) or an absolute
+  // one under this bucket's directory. Stored as an OSS symlink object whose target is the key
+  // named; readlink shows it relative again. EPERM for a target outside the bucket.
+  Status symlink(std::string_view text, const VPath& link);
   Result<std::vector<DirEntry>> list(const VPath& p);
-  Result<std::shared_ptr<OpenFile>> open(const VPath& p);
+  // follow false: a symlink is not opened (ELOOP), as with O_NOFOLLOW.
+  Result<std::shared_ptr<OpenFile>> open(const VPath& p, bool follow = true);
   // Opens for writing with open(2) flags (O_WRONLY or O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND).
   Result<std::shared_ptr<OpenFile>> open_write(const VPath& p, int flags);
   // Writes at `off`; the file must have a writer owned by this process.
@@ -175,9 +190,14 @@ class Vfs {
   Result<Attr> parent_dir(const VPath& p, const char* op);
   Status claim_create(OpenFile& f);
   Status copy_object(const VPath& from, const VPath& to, std::uint64_t size);
+  Status move_link(const VPath& from, const VPath& to, const std::string& target);
   std::shared_ptr<OpenFile> writing(const std::string& display);
   void commit_all();
   Result<Attr> stat_uncached(const VPath& p);
+  // One path's attributes (cached), no symlink followed; lookup walks links and ancestors.
+  Result<Attr> attr_of(const VPath& p);
+  Result<Attr> lookup(VPath p, bool follow, VPath* resolved, int& hops);
+  Result<Attr> link_attr(const VPath& p);
   std::shared_ptr<cache::Object> cached_object(OpenFile& f);
   std::uint32_t advance_window(OpenFile& f, std::uint64_t off);
   // Shared-cache reads: chunks [first, last] made ready (fetched by this process's workers or

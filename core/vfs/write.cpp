@@ -127,9 +127,15 @@ Status Vfs::claim_create(OpenFile& f) {
   return error_for("open", f.path, EEXIST, "being created by another process (O_EXCL)");
 }
 
-Result<std::shared_ptr<OpenFile>> Vfs::open_write(const VPath& p, int flags) {
-  if (p.is_prefix_root() || p.is_bucket_root()) return error_for("open", p, EISDIR, "is a directory");
-  auto st = stat(p);
+Result<std::shared_ptr<OpenFile>> Vfs::open_write(const VPath& given, int flags) {
+  if (given.is_prefix_root() || given.is_bucket_root())
+    return error_for("open", given, EISDIR, "is a directory");
+  // Through a symlink: its target is written (and created, for a dangling link with O_CREAT).
+  VPath p;
+  int hops = 0;
+  bool excl = (flags & O_CREAT) && (flags & O_EXCL);  // a link is never followed: EEXIST
+  auto st = lookup(given, !(flags & O_NOFOLLOW) && !excl, &p, hops);
+  if (st && st->link && !excl) return error_for("open", given, ELOOP, "is a symbolic link (O_NOFOLLOW)");
   bool exists = st.ok();
   if (!exists && st.error().err != ENOENT) return st.error();
   if (exists && st->dir) return error_for("open", p, EISDIR, "is a directory");
@@ -165,7 +171,7 @@ Result<std::shared_ptr<OpenFile>> Vfs::open_write(const VPath& p, int flags) {
   o.read_object = [this, version](const std::string& etag, std::uint64_t size, char* dst, std::size_t len,
                                   std::uint64_t off) -> Status {
     if (version->attr.etag != etag || version->attr.size != size) {
-      version->attr = Attr{false, size, 0, etag};
+      version->attr = Attr{false, size, 0, etag, false, ""};
       std::lock_guard lock(version->cache_mu);
       version->cache_looked = false;
       version->cached.reset();
@@ -249,9 +255,11 @@ Status Vfs::truncate(const VPath& p, std::uint64_t size) {
   return st ? done : st;
 }
 
-Status Vfs::unlink(const VPath& p) {
-  if (p.is_prefix_root() || p.is_bucket_root()) return error_for("unlink", p, EISDIR, "is a directory");
-  auto st = stat(p);
+Status Vfs::unlink(const VPath& given) {
+  if (given.is_prefix_root() || given.is_bucket_root())
+    return error_for("unlink", given, EISDIR, "is a directory");
+  VPath p;  // a symlink is removed itself, not its target
+  auto st = lstat(given, &p);
   if (!st) return st.error();
   if (st->dir) return error_for("unlink", p, EISDIR, "is a directory (use rmdir)");
   Status r = client_->delete_object(p.bucket, p.key);
@@ -261,7 +269,7 @@ Status Vfs::unlink(const VPath& p) {
 
 Status Vfs::mkdir(const VPath& p) {
   if (p.is_prefix_root() || p.is_bucket_root()) return error_for("mkdir", p, EEXIST, "exists");
-  auto st = stat(p);
+  auto st = lstat(p);
   if (st) return error_for("mkdir", p, EEXIST, "exists");
   if (st.error().err != ENOENT) return st.error();
   if (auto up = parent_dir(p, "mkdir"); !up) return up.error();
@@ -275,7 +283,7 @@ Status Vfs::mkdir(const VPath& p) {
 Status Vfs::rmdir(const VPath& p) {
   if (p.is_prefix_root() || p.is_bucket_root())
     return error_for("rmdir", p, EBUSY, "a bucket is not removed through the prefix");
-  auto st = stat(p);
+  auto st = lstat(p);
   if (!st) return st.error();
   if (!st->dir) return error_for("rmdir", p, ENOTDIR, "not a directory");
   oss::ListRequest req;
@@ -324,21 +332,32 @@ Status Vfs::copy_object(const VPath& from, const VPath& to, std::uint64_t size) 
   return ok_status();
 }
 
+// A symlink moves with its text (as rename(2) keeps it): a relative one may name another key
+// from its new place. Only the new link is made here; the caller deletes the old one.
+Status Vfs::move_link(const VPath& from, const VPath& to, const std::string& target) {
+  std::string text = link_text(from.key, target), key;
+  if (!link_target_key(to.key, text, key))
+    return error_for("rename", to, EPERM,
+                     "the symlink's target '" + text + "' would leave the bucket from there");
+  auto r = client_->put_symlink(to.bucket, to.key, key);
+  return r ? ok_status() : Status(r.error());
+}
+
 Status Vfs::rename(const VPath& from, const VPath& to) {
   if (from.is_prefix_root() || from.is_bucket_root() || to.is_prefix_root() || to.is_bucket_root())
     return error_for("rename", from, EBUSY, "buckets are not renamed through the prefix");
   if (from.bucket == to.bucket && from.key == to.key) return ok_status();
   if (from.bucket == to.bucket && to.key.rfind(from.key + "/", 0) == 0)
     return error_for("rename", from, EINVAL, "cannot move a directory into itself");
-  auto src = stat(from);
+  auto src = lstat(from);
   if (!src) return src.error();
-  auto dst = stat(to);
+  auto dst = lstat(to);
   if (!dst && dst.error().err != ENOENT) return dst.error();
   if (!dst)
     if (auto up = parent_dir(to, "rename"); !up) return up.error();
   if (!src->dir) {
     if (dst && dst->dir) return error_for("rename", to, EISDIR, "the target is a directory");
-    Status st = copy_object(from, to, src->size);
+    Status st = src->link ? move_link(from, to, src->target) : copy_object(from, to, src->size);
     if (st) st = client_->delete_object(from.bucket, from.key);
     changed();
     return st;
@@ -361,7 +380,13 @@ Status Vfs::rename(const VPath& from, const VPath& to) {
     }
     for (const auto& o : page->objects) {
       VPath a{from.bucket, o.key}, b{to.bucket, to.key + "/" + o.key.substr(req.prefix.size())};
-      Status st = copy_object(a, b, o.size);
+      Status st = ok_status();
+      if (o.type == "Symlink") {
+        auto l = client_->get_symlink(a.bucket, a.key);
+        st = l ? move_link(a, b, l->target) : Status(l.error());
+      } else {
+        st = copy_object(a, b, o.size);
+      }
       if (st) st = client_->delete_object(a.bucket, a.key);
       if (!st) {
         result = st;

@@ -747,3 +747,74 @@ TEST_CASE("ossrun uploads lists incomplete uploads under a path and aborts the o
   CHECK(ossrun("uploads /elsewhere/bkt").status == 2);
   CHECK(ossrun("uploads").status == 2);
 }
+
+TEST_CASE("symlink objects: PutSymlink, GetSymlink, HEAD/GET follow, listing type", "[client][symlink]") {
+  EmulatorProcess emu;
+  std::string data = random_bytes(70000);
+  emu.put_file("bkt", "m/blobs/abc", data);
+  auto c = client_for(emu);
+
+  REQUIRE(c->put_symlink("bkt", "m/snapshots/r1/config.json", "m/blobs/abc").ok());
+  auto l = c->get_symlink("bkt", "m/snapshots/r1/config.json");
+  REQUIRE(l.ok());
+  CHECK(l->target == "m/blobs/abc");
+  CHECK(!l->etag.empty());
+  // The emulator's tree on disk is the POSIX view: a relative symbolic link.
+  CHECK(std::filesystem::read_symlink(emu.root() + "/bkt/m/snapshots/r1/config.json") == "../../blobs/abc");
+
+  auto head = c->head_object("bkt", "m/snapshots/r1/config.json");  // followed: the target's size
+  REQUIRE(head.ok());
+  CHECK(head->object_type == "Symlink");
+  CHECK(head->size == data.size());
+  auto got = read_all(*c, "bkt", "m/snapshots/r1/config.json", 1000, 5000);
+  REQUIRE(got.ok());
+  CHECK(*got == data.substr(1000, 5000));
+
+  oss::ListRequest req;
+  req.prefix = "m/snapshots/r1/";
+  auto page = c->list_objects("bkt", req);
+  REQUIRE(page.ok());
+  REQUIRE(page->objects.size() == 1);
+  CHECK(page->objects[0].type == "Symlink");
+
+  // A plain object is not a link; a dangling link and a link to a link fail HEAD with the codes
+  // that say "this key is a link".
+  auto plain = c->get_symlink("bkt", "m/blobs/abc");
+  REQUIRE(!plain.ok());
+  CHECK(plain.error().err == EINVAL);
+  CHECK(plain.error().code == "NotSymlink");
+  REQUIRE(c->put_symlink("bkt", "dangling", "no/such/key").ok());
+  auto dangling = c->head_object("bkt", "dangling");
+  REQUIRE(!dangling.ok());
+  CHECK(dangling.error().code == oss::kSymlinkTargetMissing);
+  CHECK(dangling.error().err == ENOENT);
+  REQUIRE(c->put_symlink("bkt", "chain", "m/snapshots/r1/config.json").ok());
+  auto chain = c->head_object("bkt", "chain");
+  REQUIRE(!chain.ok());
+  CHECK(chain.error().code == oss::kSymlinkTargetInvalid);
+
+  // forbid_overwrite keeps an existing key; without it the link is replaced.
+  oss::WriteOptions keep;
+  keep.forbid_overwrite = true;
+  auto refused = c->put_symlink("bkt", "dangling", "m/blobs/abc", keep);
+  REQUIRE(!refused.ok());
+  CHECK(refused.error().err == EEXIST);
+  REQUIRE(c->put_symlink("bkt", "dangling", "m/blobs/abc").ok());
+  CHECK(c->get_symlink("bkt", "dangling")->target == "m/blobs/abc");
+  // Deleting a link leaves its target.
+  REQUIRE(c->delete_object("bkt", "dangling").ok());
+  CHECK(!c->head_object("bkt", "dangling").ok());
+  CHECK(c->head_object("bkt", "m/blobs/abc").ok());
+  CHECK(!c->get_symlink("bkt", "missing").ok());
+  CHECK(c->get_symlink("bkt", "missing").error().err == ENOENT);
+}
+
+TEST_CASE("symlink objects are refused with EPERM on S3-compatible endpoints", "[client][symlink]") {
+  EmulatorProcess emu;
+  Config cfg = emu.config();
+  cfg.signature = auth::Scheme::s3v4;
+  auto c = client_for(emu, cfg);
+  auto r = c->put_symlink("bkt", "l", "t");
+  REQUIRE(!r.ok());
+  CHECK(r.error().err == EPERM);
+}

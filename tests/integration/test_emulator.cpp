@@ -536,3 +536,61 @@ TEST_CASE("ListMultipartUploads: prefix, markers, max-uploads, url encoding, fix
   missing.query = {{"uploads", ""}};
   CHECK(xml_text(signed_send(emu, missing).body, "Code") == "NoSuchBucket");
 }
+
+TEST_CASE("symlink objects on the wire: headers, URL-encoded targets, V1 signing, errors",
+          "[emulator][symlink]") {
+  EmulatorProcess emu;
+  emu.put_file("bkt", "dir/target file+1.bin", "0123456789");
+  Request put = path_style(emu, "PUT", "bkt", "links/l");
+  put.query = {{"symlink", ""}};
+  put.set_header("x-oss-symlink-target", util::uri_encode("dir/target file+1.bin", true));
+  // V1 signs the symlink sub-resource: a wrong canonical resource would be 403.
+  Raw made = signed_send(emu, put, "", auth::Scheme::v1);
+  REQUIRE(made.status == 200);
+  CHECK_FALSE(made.header("ETag").empty());
+
+  Request get = path_style(emu, "GET", "bkt", "links/l");
+  get.query = {{"symlink", ""}};
+  Raw link = signed_send(emu, get);
+  REQUIRE(link.status == 200);
+  CHECK(link.body.empty());
+  std::string target;
+  REQUIRE(util::uri_decode(link.header("x-oss-symlink-target"), target, false));
+  CHECK(target == "dir/target file+1.bin");
+
+  Raw head = signed_send(emu, path_style(emu, "HEAD", "bkt", "links/l"));
+  CHECK(head.status == 200);
+  CHECK(head.header("x-oss-object-type") == "Symlink");
+  CHECK(head.header("Content-Length") == "10");
+  Request ranged = path_style(emu, "GET", "bkt", "links/l");
+  ranged.set_header("Range", "bytes=2-4");
+  ranged.set_header("x-oss-range-behavior", "standard");
+  Raw body = signed_send(emu, ranged);
+  CHECK(body.status == 206);
+  CHECK(body.body == "234");
+
+  Request bare = path_style(emu, "PUT", "bkt", "links/none");  // no target header
+  bare.query = {{"symlink", ""}};
+  CHECK(signed_send(emu, bare).status == 400);
+  Request plain = path_style(emu, "GET", "bkt", "dir/target file+1.bin");
+  plain.query = {{"symlink", ""}};
+  Raw not_link = signed_send(emu, plain);
+  CHECK(not_link.status == 400);
+  CHECK(xml_text(not_link.body, "Code") == "NotSymlink");
+
+  // Deleting the target leaves a dangling link: HEAD 404 SymlinkTargetNotExist, GET ?symlink works.
+  REQUIRE(signed_send(emu, path_style(emu, "DELETE", "bkt", "dir/target file+1.bin")).status == 204);
+  Raw dangling = signed_send(emu, path_style(emu, "HEAD", "bkt", "links/l"));
+  CHECK(dangling.status == 404);
+  std::string xml;
+  REQUIRE(util::base64_decode(dangling.header("x-oss-err"), xml));
+  CHECK(xml.find("<Code>SymlinkTargetNotExist</Code>") != std::string::npos);
+  CHECK(signed_send(emu, get).status == 200);
+  Request list = path_style(emu, "GET", "bkt", "");
+  list.path = "/bkt/";
+  list.query = {{"list-type", "2"}, {"prefix", "links/"}};
+  Raw listed = signed_send(emu, list);
+  REQUIRE(listed.status == 200);
+  CHECK(xml_text(listed.body, "Key") == "links/l");
+  CHECK(xml_text(listed.body, "Type") == "Symlink");
+}

@@ -145,3 +145,78 @@ TEST_CASE("fill copies a range for mmap and reports server errors", "[vfs]") {
   REQUIRE_FALSE(st.ok());
   CHECK(st.error().err == EIO);
 }
+
+TEST_CASE("symlink texts convert to keys of the bucket and back", "[vfs][symlink]") {
+  std::string k;
+  CHECK(vfs::link_target_key("m/snapshots/r1/config.json", "../../blobs/abc", k));
+  CHECK(k == "m/blobs/abc");
+  CHECK(vfs::link_text("m/snapshots/r1/config.json", "m/blobs/abc") == "../../blobs/abc");
+  CHECK(vfs::link_target_key("a/l", "./x/./y", k));
+  CHECK(k == "a/x/y");
+  CHECK(vfs::link_text("a/l", "a/x/y") == "x/y");
+  CHECK(vfs::link_text("a/b", "a") == "../a");  // a link to its own directory
+  CHECK(vfs::link_text("top", "other") == "other");
+  CHECK(vfs::link_target_key("a/l", "/abs/key", k));  // "/..." is already bucket-relative
+  CHECK(k == "abs/key");
+  CHECK_FALSE(vfs::link_target_key("a/l", "../../x", k));  // above the bucket
+  CHECK_FALSE(vfs::link_target_key("a/l", "..", k));       // the bucket itself
+  CHECK_FALSE(vfs::link_target_key("a/l", "", k));
+}
+
+TEST_CASE("symlink objects: lstat, readlink, stat and open follow, ELOOP, unlink and rename",
+          "[vfs][symlink]") {
+  EmulatorProcess emu;
+  std::string data = random_bytes(300000);
+  emu.put_file("bkt", "m/blobs/abc", data);
+  emu.put_file("bkt", "m/snapshots/r1/.keep", "");
+  auto fs = make_vfs(emu, 1 << 16, 8 << 20);
+
+  REQUIRE(fs->symlink("../../blobs/abc", path("/oss/bkt/m/snapshots/r1/config.json")).ok());
+  auto l = fs->lstat(path("/oss/bkt/m/snapshots/r1/config.json"));
+  REQUIRE(l.ok());
+  CHECK(l->link);
+  CHECK(l->size == std::string("../../blobs/abc").size());
+  CHECK(*fs->readlink(path("/oss/bkt/m/snapshots/r1/config.json")) == "../../blobs/abc");
+  vfs::VPath real;
+  auto s = fs->stat(path("/oss/bkt/m/snapshots/r1/config.json"), &real);
+  REQUIRE(s.ok());
+  CHECK_FALSE(s->link);
+  CHECK(s->size == data.size());
+  CHECK(real.key == "m/blobs/abc");
+  auto f = fs->open(path("/oss/bkt/m/snapshots/r1/config.json"));
+  REQUIRE(f.ok());
+  std::string buf(data.size(), '\0');
+  REQUIRE(*fs->read(**f, buf.data(), buf.size(), 0) == data.size());
+  CHECK(buf == data);
+  CHECK(fs->open(path("/oss/bkt/m/snapshots/r1/config.json"), false).error().err == ELOOP);
+  CHECK(fs->readlink(path("/oss/bkt/m/blobs/abc")).error().err == EINVAL);
+  CHECK(fs->symlink("x", path("/oss/bkt/m/blobs/abc")).error().err == EEXIST);
+  CHECK(fs->symlink("../../../../etc/passwd", path("/oss/bkt/m/l")).error().err == EPERM);
+  CHECK(fs->symlink("/etc/passwd", path("/oss/bkt/m/l")).error().err == EPERM);
+  // A directory link, followed in the middle of a path; an absolute target in the bucket.
+  REQUIRE(fs->symlink("/oss/bkt/m/blobs", path("/oss/bkt/blobdir")).ok());
+  CHECK(*fs->readlink(path("/oss/bkt/blobdir")) == "m/blobs");
+  CHECK(fs->stat(path("/oss/bkt/blobdir"))->dir);
+  CHECK(fs->stat(path("/oss/bkt/blobdir/abc"))->size == data.size());
+  // Listings say which entries are links.
+  auto list = fs->list(path("/oss/bkt/m/snapshots/r1"));
+  REQUIRE(list.ok());
+  bool seen = false;
+  for (const auto& e : *list)
+    if (e.name == "config.json") seen = e.link;
+  CHECK(seen);
+  // A loop ends in ELOOP; a dangling link is ENOENT through stat, a link through lstat.
+  REQUIRE(fs->symlink("loop2", path("/oss/bkt/loop1")).ok());
+  REQUIRE(fs->symlink("loop1", path("/oss/bkt/loop2")).ok());
+  CHECK(fs->stat(path("/oss/bkt/loop1")).error().err == ELOOP);
+  REQUIRE(fs->symlink("nothing/here", path("/oss/bkt/dangling")).ok());
+  CHECK(fs->stat(path("/oss/bkt/dangling")).error().err == ENOENT);
+  CHECK(fs->lstat(path("/oss/bkt/dangling"))->link);
+  // rename moves the link with its text; unlink removes the link, not the target.
+  REQUIRE(fs->rename(path("/oss/bkt/m/snapshots/r1"), path("/oss/bkt/m/snapshots/r2")).ok());
+  CHECK(*fs->readlink(path("/oss/bkt/m/snapshots/r2/config.json")) == "../../blobs/abc");
+  CHECK(fs->stat(path("/oss/bkt/m/snapshots/r2/config.json"))->size == data.size());
+  REQUIRE(fs->unlink(path("/oss/bkt/m/snapshots/r2/config.json")).ok());
+  CHECK(fs->lstat(path("/oss/bkt/m/snapshots/r2/config.json")).error().err == ENOENT);
+  CHECK(fs->stat(path("/oss/bkt/m/blobs/abc"))->size == data.size());
+}

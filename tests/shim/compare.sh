@@ -3,11 +3,12 @@
 # tree_cmd (bash -c "$tree_cmd" DIR): types, file sizes and checksums under DIR, locally or under the shim.
 tree_cmd='cd "$0" && find . -type d -printf "d %p\n" -o -printf "%y %s %p\n" | LC_ALL=C sort &&
   find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum'
-# same_tree NAME DIR: bucket directory DIR in the emulator's root equals $lb/DIR byte for byte,
+# same_tree NAME DIR: bucket directory DIR in the emulator's root equals $lb/DIR byte for byte
+# (symbolic links, the emulator's symlink objects, compared as links),
 # and reads back through the shim as the local one does.
 same_tree() {
   local name=$1 dir=$2
-  if diff -r -x "$marker" "$lb/$dir" "$root/bkt/$dir" > "$work/diff" 2>&1; then ok; else
+  if diff -r --no-dereference -x "$marker" "$lb/$dir" "$root/bkt/$dir" > "$work/diff" 2>&1; then ok; else
     bad "$name: the emulator's $dir differs from the local result: $(head -5 "$work/diff")"
   fi
   bash -c "$tree_cmd" "$lb/$dir" > "$work/tree.l" 2>&1 || true

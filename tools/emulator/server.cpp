@@ -449,6 +449,7 @@ static std::string op_name(const Server::Exchange& x) {
   }
   bool copy = r.header("x-oss-copy-source") || r.header("x-amz-copy-source");
   if (m == "HEAD") return "HeadObject";
+  if (x.has("symlink") && (m == "GET" || m == "PUT")) return m == "GET" ? "GetSymlink" : "PutSymlink";
   if (m == "GET") return x.has("uploadId") ? "ListParts" : "GetObject";
   if (m == "PUT") {
     if (x.has("partNumber") && x.has("uploadId")) return copy ? "UploadPartCopy" : "UploadPart";
@@ -933,6 +934,29 @@ static int do_copy(Server& s, Server::Exchange& x, bool part) {
   return send_reply(s, x, reply);
 }
 
+// PutSymlink: x-oss-symlink-target (URL-encoded) names the target key; GetSymlink returns it so.
+static int do_symlink(Server& s, Server::Exchange& x) {
+  ObjectMeta m;
+  std::string target;
+  if (x.op == "PutSymlink") {
+    const std::string* raw = x.req.header("x-oss-symlink-target");
+    if (!raw || !util::uri_decode(*raw, target, false))
+      return send_failure(s, x, {400, "InvalidArgument", "PutSymlink needs an x-oss-symlink-target header."});
+    Overwrite rule = overwrite_rule(x.req);
+    if (auto f = s.store().put_symlink(x.req.bucket, x.req.key, target, rule != Overwrite::allowed, m))
+      return send_failure(s, x, as_client_expects(*f, rule));
+    Reply reply;
+    reply.headers = {{"ETag", m.etag}};
+    return send_reply(s, x, reply);
+  }
+  if (auto f = s.store().get_symlink(x.req.bucket, x.req.key, target, m)) return send_failure(s, x, *f);
+  Reply reply;
+  reply.headers = {{"ETag", m.etag},
+                   {"Last-Modified", util::format_rfc1123(m.mtime)},
+                   {"x-oss-symlink-target", util::uri_encode(target, true)}};
+  return send_reply(s, x, reply);
+}
+
 static int do_list(Server& s, Server::Exchange& x, bool v2) {
   if (!s.store().bucket_exists(x.req.bucket))
     return send_failure(s, x, {404, "NoSuchBucket", "The specified bucket does not exist."});
@@ -974,8 +998,8 @@ static int do_list(Server& s, Server::Exchange& x, bool v2) {
   bool owner = !v2 || get("fetch-owner") == "true";
   for (const auto& o : r.objects) {
     xml += "<Contents>" + tag("Key", list_key(x, o.key)) +
-           tag("LastModified", util::format_iso8601_ms(o.mtime)) + tag("ETag", o.etag) +
-           tag("Type", "Normal") + tag("Size", std::to_string(o.size)) + tag("StorageClass", "Standard");
+           tag("LastModified", util::format_iso8601_ms(o.mtime)) + tag("ETag", o.etag) + tag("Type", o.type) +
+           tag("Size", std::to_string(o.size)) + tag("StorageClass", "Standard");
     if (owner) xml += "<Owner><ID>emulator</ID><DisplayName>emulator</DisplayName></Owner>";
     xml += "</Contents>";
   }
@@ -1173,6 +1197,7 @@ int Server::respond(Exchange& x) {
   const std::string& op = x.op;
   if (op == "GetObject" || op == "HeadObject") return do_get(*this, x);
   if (op == "PutObject") return do_put_object(*this, x);
+  if (op == "PutSymlink" || op == "GetSymlink") return do_symlink(*this, x);
   if (op == "CopyObject") return do_copy(*this, x, false);
   if (op == "UploadPartCopy") return do_copy(*this, x, true);
   if (op == "DeleteObject") {

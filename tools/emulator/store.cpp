@@ -15,6 +15,7 @@
 
 #include "util/crc64.hpp"
 #include "util/encode.hpp"
+#include "vfs/path.hpp"
 
 namespace ossemu {
 
@@ -101,12 +102,12 @@ void walk(const std::string& bucket_dir, const std::string& rel, const std::stri
     if (name.starts_with(kTempPrefix)) continue;
     std::string key = rel.empty() ? name : rel + "/" + name;
     struct stat st;
-    if (::stat((bucket_dir + "/" + key).c_str(), &st) != 0) continue;
+    if (::lstat((bucket_dir + "/" + key).c_str(), &st) != 0) continue;
     if (S_ISDIR(st.st_mode)) {
       std::string as_prefix = key + "/";
       // Descend only where keys with the prefix can live.
       if (as_prefix.starts_with(prefix) || prefix.starts_with(as_prefix)) walk(bucket_dir, key, prefix, keys);
-    } else if (S_ISREG(st.st_mode) && key.starts_with(prefix)) {
+    } else if ((S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) && key.starts_with(prefix)) {
       keys.push_back(key);
     }
   }
@@ -198,9 +199,94 @@ std::shared_ptr<Store::Cached> Store::cached(const Identity& id) {
 }
 
 std::optional<Failure> Store::head(const std::string& bucket, const std::string& key, ObjectMeta& meta) {
+  return head_object(bucket, key, meta, true);
+}
+
+namespace {
+// The text of the symbolic link at `path`; false if it is none.
+bool link_at(const std::string& path, std::string& text) {
+  char buf[4096];
+  ssize_t n = ::readlink(path.c_str(), buf, sizeof buf);
+  if (n <= 0 || n == static_cast<ssize_t>(sizeof buf)) return false;
+  text.assign(buf, static_cast<std::size_t>(n));
+  return true;
+}
+std::string link_etag(const std::string& target) {
+  return "\"" + ossshim::util::hex_upper(ossshim::util::md5(target)) + "\"";
+}
+}  // namespace
+
+std::optional<Failure> Store::get_symlink(const std::string& bucket, const std::string& key,
+                                          std::string& target, ObjectMeta& meta) {
+  std::string path, text;
+  if (auto f = object_path(bucket, key, path)) return f;
+  struct stat st;
+  if (key.back() == '/' || ::lstat(path.c_str(), &st) != 0) return no_such_key();
+  if (!S_ISLNK(st.st_mode) || !link_at(path, text))
+    return Failure{400, "NotSymlink", "The specified object is not a symlink."};
+  if (!ossshim::vfs::link_target_key(key, text, target))
+    return Failure{500, "InternalError", "symlink " + path + " points outside its bucket: " + text};
+  meta = ObjectMeta{};
+  meta.path = path;
+  meta.mtime = st.st_mtim.tv_sec;
+  meta.etag = link_etag(target);
+  meta.object_type = "Symlink";
+  return std::nullopt;
+}
+
+std::optional<Failure> Store::put_symlink(const std::string& bucket, const std::string& key,
+                                          const std::string& target, bool forbid_overwrite,
+                                          ObjectMeta& meta) {
+  std::string path, target_path, temp;
+  if (auto f = object_path(bucket, key, path)) return f;
+  if (key.back() == '/' || target.empty() || target.back() == '/' || object_path(bucket, target, target_path))
+    return Failure{400, "InvalidArgument", "x-oss-symlink-target is not a valid object name."};
+  if (auto f = temp_name_for(bucket, key, temp)) return f;
+  if (::symlink(ossshim::vfs::link_text(key, target).c_str(), temp.c_str()) != 0) return internal("symlink");
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    ::unlink(temp.c_str());
+    return Failure{409, "InvalidObjectName", "the emulator holds objects under this key as a prefix"};
+  }
+  if (forbid_overwrite) {
+    if (::link(temp.c_str(), path.c_str()) != 0) {  // a hard link of the link: never replaces
+      int err = errno;
+      ::unlink(temp.c_str());
+      if (err == EEXIST)
+        return Failure{409, "FileAlreadyExists",
+                       "The object you specified already exists and can not be overwritten."};
+      errno = err;
+      return internal("link");
+    }
+    ::unlink(temp.c_str());
+  } else if (::rename(temp.c_str(), path.c_str()) != 0) {
+    ::unlink(temp.c_str());
+    return internal("rename");
+  }
+  std::string stored;
+  return get_symlink(bucket, key, stored, meta);
+}
+
+std::optional<Failure> Store::head_object(const std::string& bucket, const std::string& key, ObjectMeta& meta,
+                                          bool follow) {
   std::string path;
   if (auto f = object_path(bucket, key, path)) return f;
   struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return no_such_key();
+  if (S_ISLNK(st.st_mode) && key.back() != '/') {
+    if (!follow) return Failure{400, "InvalidTargetType", "The symlink target object type is not supported."};
+    std::string target;
+    ObjectMeta link;
+    if (auto f = get_symlink(bucket, key, target, link)) return f;
+    if (auto f = head_object(bucket, target, meta, false)) {
+      if (f->code == "NoSuchKey")
+        return Failure{404, "SymlinkTargetNotExist", "The symlink target object does not exist."};
+      return f;
+    }
+    meta.object_type = "Symlink";
+    meta.mtime = std::max(meta.mtime, link.mtime);
+    return std::nullopt;
+  }
   if (::stat(path.c_str(), &st) != 0) return no_such_key();
   bool marker = key.back() == '/';
   if (marker != S_ISDIR(st.st_mode)) return no_such_key();
@@ -269,8 +355,8 @@ std::optional<Failure> Store::commit(const std::string& bucket, const std::strin
     return Failure{409, "FileAlreadyExists",
                    "The object you specified already exists and can not be overwritten."};
   };
-  if (forbid_overwrite && ::stat(path.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) return exists();
-  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+  if (forbid_overwrite && ::lstat(path.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) return exists();
+  if (::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
     ::unlink(temp_path.c_str());
     return Failure{409, "InvalidObjectName", "the emulator holds objects under this key as a prefix"};
   }
@@ -365,6 +451,11 @@ ListResult Store::list(const std::string& bucket, const std::string& prefix, con
       out.prefixes.push_back(item);
     } else {
       ObjectMeta meta;
+      std::string target;
+      if (!get_symlink(bucket, key, target, meta)) {
+        out.objects.push_back({key, 0, meta.mtime, meta.etag, "Symlink"});
+        continue;
+      }
       if (head(bucket, key, meta)) continue;
       out.objects.push_back({key, meta.size, meta.mtime, meta.etag});
     }

@@ -45,6 +45,7 @@ struct ListedObject {
   std::uint64_t size = 0;
   std::time_t mtime = 0;
   std::string etag;
+  std::string type = "Normal";  // or "Symlink"
 };
 
 struct ListResult {
@@ -89,8 +90,19 @@ class Store {
   // Validates bucket and key and returns the file path (or a Failure).
   std::optional<Failure> object_path(const std::string& bucket, const std::string& key,
                                      std::string& path) const;
-  // Metadata of an existing object; NoSuchKey/NoSuchBucket otherwise.
+  // Metadata of an existing object; NoSuchKey/NoSuchBucket otherwise. A symlink object is
+  // followed (one level, as OSS): the target's metadata with object_type "Symlink", or 404
+  // SymlinkTargetNotExist, or 400 InvalidTargetType when the target is a symlink too.
   std::optional<Failure> head(const std::string& bucket, const std::string& key, ObjectMeta& meta);
+
+  // Symlink objects are symbolic links on disk whose text is the target key relative to the
+  // link's directory, so that the tree on disk is the POSIX view of the bucket.
+  std::optional<Failure> put_symlink(const std::string& bucket, const std::string& key,
+                                     const std::string& target, bool forbid_overwrite, ObjectMeta& meta);
+  // The target key of a symlink object and the link's own ETag and time (meta.size 0);
+  // NoSuchKey if absent, 400 NotSymlink if it is another kind of object.
+  std::optional<Failure> get_symlink(const std::string& bucket, const std::string& key, std::string& target,
+                                     ObjectMeta& meta);
 
   // Moves a fully written temp file into place atomically; remembers its MD5-based ETag, CRC64
   // (of the bytes written, so that nothing is read back) and type.
@@ -147,6 +159,8 @@ class Store {
     std::string content_type;
   };
   std::shared_ptr<Cached> cached(const Identity& id);
+  std::optional<Failure> head_object(const std::string& bucket, const std::string& key, ObjectMeta& meta,
+                                     bool follow);
   std::optional<Failure> temp_name_for(const std::string& bucket, const std::string& key,
                                        std::string& temp_path);
   std::vector<PartInfo> parts_locked(const std::string& dir);
