@@ -39,6 +39,14 @@ wsame sort-o tmp "sort -o @/tmp/unsorted.txt @/tmp/unsorted.txt && sort @/tmp/un
 export GIT_AUTHOR_DATE='2001-02-03T04:05:06Z' GIT_COMMITTER_DATE='2001-02-03T04:05:06Z'
 wsame git "" "mkdir @/git && cd @/git && git init -q && cp '$src/a/hello.txt' . && git add hello.txt &&
   git -c user.name=t -c user.email=t@e commit -qm one && git log --format=%T && git cat-file -p HEAD && git ls-tree -r HEAD && git status --short"
+# git clone into the prefix (a local repository with two commits), then its history and files.
+repo=$work/repo
+git init -q "$repo" && cp "$src/a/hello.txt" "$repo/" && git -C "$repo" add hello.txt &&
+  git -C "$repo" -c user.name=t -c user.email=t@e commit -qm one &&
+  cp "$src/unsorted.txt" "$repo/" && git -C "$repo" add unsorted.txt &&
+  git -C "$repo" -c user.name=t -c user.email=t@e commit -qm two
+wsame git-clone "" "git clone -q '$repo' @/clone && cd @/clone && git log --format='%H %s' && git fsck --no-progress &&
+  git status --short && cat hello.txt unsorted.txt"
 
 # ------------------------------------------------------------------ directory fds of the prefix's ancestors
 # rsync opens "/" and walks down with openat/fstatat on "oss", "bkt", ...; a tree with symlinks.
