@@ -41,7 +41,7 @@ std::string display_of(int fd) {
 void attach(int fd, std::shared_ptr<vfs::OpenFile> file) {
   Globals& g = globals();
   file->descriptors.fetch_add(1);
-  auto old = g.fd_file[fd].exchange(std::move(file), std::memory_order_acq_rel);
+  auto old = exchange_file(fd, std::move(file));
   if (old) old->descriptors.fetch_sub(1);
   if (g.fd_kind[fd].exchange(kVirtual, std::memory_order_acq_rel) == kPlain) g.virtual_fds.fetch_add(1);
 }
@@ -51,7 +51,7 @@ std::shared_ptr<vfs::OpenFile> detach(int fd) {
   if (fd < 0 || fd >= kMaxFds) return nullptr;
   if (g.fd_kind[fd].load() != kVirtual) return nullptr;
   if (g.fd_kind[fd].exchange(kPlain, std::memory_order_acq_rel) != kPlain) g.virtual_fds.fetch_sub(1);
-  auto f = g.fd_file[fd].exchange(nullptr, std::memory_order_acq_rel);
+  auto f = exchange_file(fd, nullptr);
   if (f && f->descriptors.fetch_sub(1) == 1 && f->writer) return f;
   return nullptr;
 }

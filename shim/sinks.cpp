@@ -22,6 +22,7 @@
 #include "log/log.hpp"
 #include "real.hpp"
 #include "shim.hpp"
+#include "util/forksafe.hpp"
 
 namespace ossshim::shim {
 
@@ -56,6 +57,10 @@ Tables& tables() {
   static auto* t = new Tables;
   return *t;
 }
+// Around fork the table is held (forksafe.hpp). A Sink's own lock needs no hooks: a child never
+// takes a parent's (release_sink and sync_sink leave other processes' sinks to the kernel), and a
+// child waits for no drain thread, which exists only in the sink's owner.
+const bool g_sinks_fork_safe = (forksafe::add_mutex(forksafe::Rank::sink_table, tables().mu), true);
 
 // Waits until the pipe has bytes (or every write end is closed), then reads them under the
 // sink's lock: sync_sink's snapshot then counts each byte exactly once, in `taken` or in the pipe.

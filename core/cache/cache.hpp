@@ -21,6 +21,7 @@
 #include "cache/layout.hpp"
 #include "config/config.hpp"
 #include "util/error.hpp"
+#include "util/forksafe.hpp"
 
 namespace ossshim::cache {
 
@@ -159,6 +160,7 @@ class Cache {
   std::uint8_t endpoint_id_[16] = {};
 
   std::mutex objects_mu_;  // this process's handles
+  forksafe::Guard fork_guard_{forksafe::Rank::cache_handles, objects_mu_};
   std::vector<std::weak_ptr<Object>> handles_;
 };
 

@@ -15,6 +15,7 @@
 
 #include "config/config.hpp"
 #include "util/error.hpp"
+#include "util/forksafe.hpp"
 #include "util/request.hpp"
 
 typedef void CURL;
@@ -77,6 +78,7 @@ class Transport {
 
   Config config_;
   std::mutex pool_mu_;
+  forksafe::Guard fork_guard_{forksafe::Rank::transport, pool_mu_};
   std::vector<CURL*> pool_;
   std::atomic<std::int64_t> clock_offset_{0};  // server time - local time, learned from skew errors
   Counters counters_;
