@@ -42,9 +42,9 @@ void unlock_dirs(void*) {
   for (int i = 0; i < kMaxDirs; ++i)
     if (g_dir_held[i]) g_dirs[i].mu.unlock();
 }
-const bool g_dirs_fork_safe =
-    (forksafe::add(forksafe::Rank::dir_streams, forksafe::Hooks{lock_dirs, unlock_dirs, unlock_dirs}, nullptr),
-     true);
+const bool g_dirs_fork_safe = (forksafe::add(forksafe::Rank::dir_streams,
+                                             forksafe::Hooks{lock_dirs, unlock_dirs, unlock_dirs}, nullptr),
+                               true);
 
 bool ours(const void* d) {
   auto p = static_cast<const char*>(d);

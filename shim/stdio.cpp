@@ -177,8 +177,7 @@ void feeders_at_exit() {
 // before the file system's own (registered at its creation), as handlers run in reverse order.
 Feeder* add_feeder(int sock, int vfd) {
   reads_done();
-  static const bool registered =
-      std::atexit(feeders_at_exit) == 0;
+  static const bool registered = std::atexit(feeders_at_exit) == 0;
   (void)registered;
   std::lock_guard lock(g_feeders_mu);
   for (Feeder& f : g_feeders)

@@ -141,17 +141,21 @@ struct Transport::Attempt {
 
 Transport::Transport(const Config& config) : config_(config) {
   static GlobalInit init;
+  auto lock = [](void* t) { static_cast<Transport*>(t)->pool_mu_.lock(); };
+  auto unlock = [](void* t) { static_cast<Transport*>(t)->pool_mu_.unlock(); };
+  auto in_child = [](void* p) {
+    // The handles' sockets and TLS state belong to the parent too; cleaning them up here could
+    // send a TLS close over the parent's connection. Leak them instead.
+    auto* t = static_cast<Transport*>(p);
+    t->pool_.clear();
+    t->pool_mu_.unlock();
+  };
+  fork_hooks_ = forksafe::add(forksafe::Rank::transport, forksafe::Hooks{lock, unlock, in_child}, this);
 }
 
 Transport::~Transport() {
+  forksafe::remove(fork_hooks_);
   for (CURL* h : pool_) curl_easy_cleanup(h);
-}
-
-void Transport::abandon_after_fork() {
-  // The handles' sockets and TLS state belong to the parent too; cleaning them up here could send
-  // a TLS close over the parent's connection. Leak them instead.
-  new (&pool_mu_) std::mutex;
-  pool_.clear();
 }
 
 CURL* Transport::take_handle() {

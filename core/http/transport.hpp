@@ -66,8 +66,6 @@ class Transport {
   Result<Response> execute(Exchange& exchange);
 
   const Counters& counters() const { return counters_; }
-  // In a forked child: forget the parent's connections without touching them (they are shared).
-  void abandon_after_fork();
 
  private:
   struct Attempt;
@@ -78,7 +76,9 @@ class Transport {
 
   Config config_;
   std::mutex pool_mu_;
-  forksafe::Guard fork_guard_{forksafe::Rank::transport, pool_mu_};
+  // Around fork the pool is held; in the child it is emptied without touching the handles: their
+  // connections are the parent's (a request of the child's on one would cross the parent's).
+  std::uint64_t fork_hooks_ = 0;
   std::vector<CURL*> pool_;
   std::atomic<std::int64_t> clock_offset_{0};  // server time - local time, learned from skew errors
   Counters counters_;

@@ -54,11 +54,10 @@ Uploader::Uploader(const Config& config, oss::Client& client)
       // Twice the workers' worth of parts: one set uploading, one queued behind them.
       budget_(2ull * config.upload_concurrency * config.part_size) {
   // Once per process, from the first uploader (made at start-up, under no registered lock).
-  static const bool registered = (forksafe::add(forksafe::Rank::writers,
-                                                forksafe::Hooks{Writer::lock_all, Writer::unlock_all,
-                                                                Writer::unlock_all},
-                                                nullptr),
-                                  true);
+  static const bool registered =
+      (forksafe::add(forksafe::Rank::writers,
+                     forksafe::Hooks{Writer::lock_all, Writer::unlock_all, Writer::unlock_all}, nullptr),
+       true);
   (void)registered;
 }
 

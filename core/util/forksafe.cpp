@@ -50,7 +50,8 @@ void add_mutex(Rank rank, std::mutex& mu) {
   add(rank, Hooks{lock_mutex, unlock_mutex, unlock_mutex}, &mu);
 }
 
-Guard::Guard(Rank rank, std::mutex& mu) : id_(add(rank, Hooks{lock_mutex, unlock_mutex, unlock_mutex}, &mu)) {}
+Guard::Guard(Rank rank, std::mutex& mu)
+    : id_(add(rank, Hooks{lock_mutex, unlock_mutex, unlock_mutex}, &mu)) {}
 Guard::~Guard() {
   remove(id_);
 }
