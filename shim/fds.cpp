@@ -165,6 +165,17 @@ bool adopt_fd(int fd) {
   return true;
 }
 
+bool raced_close(int fd) {
+  int saved = errno;
+  char link[64], target[64];
+  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = REAL(readlink)(link, target, sizeof target - 1);
+  errno = saved;
+  if (n < 0) return true;  // closed since (one look: a second could see it reopened)
+  return n == static_cast<ssize_t>(sizeof kPlaceholderLink - 1) &&
+         std::memcmp(target, kPlaceholderLink, n) == 0;
+}
+
 void adopt_inherited_fds() {
   DIR* d = REAL(opendir)("/proc/self/fd");
   if (!d) return;

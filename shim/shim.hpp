@@ -51,6 +51,10 @@ int register_file(std::shared_ptr<vfs::OpenFile> file, bool cloexec);
 void adopt_inherited_fds();
 // Takes over one such descriptor; false if it is not a placeholder of this prefix.
 bool adopt_fd(int fd);
+// After the kernel answered a pass-through call on `fd` with an error a placeholder gives (the
+// shim had forgotten fd, whose close had begun): whether fd is a placeholder or gone. Then the
+// call raced a close by another thread, and its answer is EBADF.
+bool raced_close(int fd);
 
 // Standard output and error redirected into the prefix (sinks.cpp). glibc's stdio writes them
 // with internal calls the shim never sees, so such a descriptor (1 or 2) becomes a pipe that a
