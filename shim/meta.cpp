@@ -482,11 +482,11 @@ char* get_current_dir_name(void) {
 }
 
 int fsync(int fd) {
-  if (!virtual_fd(fd)) return sink_fd(fd) ? sync_sink(fd) : REAL(fsync)(fd);
+  if (!virtual_fd(fd)) return sink_fd(fd) ? sync_sink(fd) : sync_plain(fd, false);
   return sync_virtual(fd);
 }
 int fdatasync(int fd) {
-  if (!virtual_fd(fd)) return sink_fd(fd) ? sync_sink(fd) : REAL(fdatasync)(fd);
+  if (!virtual_fd(fd)) return sink_fd(fd) ? sync_sink(fd) : sync_plain(fd, true);
   return sync_virtual(fd);
 }
 

@@ -71,6 +71,10 @@ SinkEnd* release_sink(int fd);
 int finish_sink(SinkEnd* end, int result);
 // fsync of a sink: waits until the drain has taken everything written, then commits the file.
 int sync_sink(int fd);
+// fsync (fdatasync) of any other descriptor: the kernel's, except for a pipe that is another
+// process's sink (a program exec'd by a shell's vfork()ed child with `> /oss/f`): the owner's drain
+// stores and commits everything written before, then answers.
+int sync_plain(int fd, bool data_only);
 // Before exec: every sink of this process becomes a placeholder again (its writer is handed to
 // the new program, which adopts it); after a failed exec they are taken back.
 void sinks_before_exec();
