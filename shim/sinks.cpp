@@ -35,7 +35,9 @@ namespace ossshim::shim {
 struct Sink {
   std::shared_ptr<vfs::OpenFile> file;
   int read_end = -1;  // non-blocking: the drain reads it only under `mu`
-  int listener = -1;  // the sync socket other processes writing the pipe connect to (-1: none)
+  // The sync socket other processes writing the pipe connect to (-1: none). Atomic: a forked
+  // child closes its copy (sinks_after_fork_in_child) while the drain may be closing its own.
+  std::atomic<int> listener{-1};
   pid_t owner = 0;
   int copies = 0;        // this process's descriptors that are the pipe's write end (tables().mu)
   bool handoff = false;  // exec: the new program takes the file over; do not commit
@@ -66,8 +68,19 @@ Tables& tables() {
 }
 // Around fork the table is held (forksafe.hpp). A Sink's own lock needs no hooks: a child never
 // takes a parent's (release_sink and sync_sink leave other processes' sinks to the kernel), and a
-// child waits for no drain thread, which exists only in the sink's owner.
-const bool g_sinks_fork_safe = (forksafe::add_mutex(forksafe::Rank::sink_table, tables().mu), true);
+// child waits for no drain thread, which exists only in the sink's owner. The child closes its
+// copies of the sync sockets: with no drain to answer, a connection to one would wait for ever.
+void sinks_after_fork_in_child(void*) {
+  for (auto& [fd, s] : tables().sinks)
+    if (int l = s->listener.exchange(-1); l >= 0) REAL(close)(l);
+  tables().mu.unlock();
+}
+const bool g_sinks_fork_safe =
+    (forksafe::add(forksafe::Rank::sink_table,
+                   forksafe::Hooks{[](void*) { tables().mu.lock(); }, [](void*) { tables().mu.unlock(); },
+                                   sinks_after_fork_in_child},
+                   nullptr),
+     true);
 
 // The sync socket's name for the pipe `fd` belongs to: abstract, one per pipe of the node.
 bool sync_address(int fd, sockaddr_un& addr, socklen_t& len) {
@@ -102,7 +115,7 @@ void answer(const RemoteSync& r, int err) {
 // Accepts one sync request: its target is what was taken plus what is in the pipe now, so every
 // byte the requester wrote before asking is counted.
 void accept_sync(Sink& s, std::vector<RemoteSync>& pending) {
-  int conn = ::accept4(s.listener, nullptr, nullptr, SOCK_CLOEXEC);
+  int conn = ::accept4(s.listener.load(), nullptr, nullptr, SOCK_CLOEXEC);
   if (conn < 0) return;
   char request;
   if (!same_user(conn) || ::recv(conn, &request, 1, 0) != 1) {
@@ -121,9 +134,10 @@ void accept_sync(Sink& s, std::vector<RemoteSync>& pending) {
 // at the end, -1 on an error.
 ssize_t take(Sink& s, std::vector<char>& buf, std::vector<RemoteSync>& pending) {
   for (;;) {
-    struct pollfd ready[2] = {{s.read_end, POLLIN, 0}, {s.listener, POLLIN, 0}};
-    if (::poll(ready, s.listener >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) return -1;
-    if (s.listener >= 0 && (ready[1].revents & POLLIN)) {
+    int listener = s.listener.load();
+    struct pollfd ready[2] = {{s.read_end, POLLIN, 0}, {listener, POLLIN, 0}};
+    if (::poll(ready, listener >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) return -1;
+    if (listener >= 0 && (ready[1].revents & POLLIN)) {
       accept_sync(s, pending);
       if (!(ready[0].revents & (POLLIN | POLLHUP | POLLERR))) return -2;  // nothing to read yet
     }
@@ -189,7 +203,7 @@ void drain(std::shared_ptr<Sink> s) {
   }
   f.offset.store(off);
   REAL(close)(s->read_end);
-  if (s->listener >= 0) REAL(close)(s->listener);
+  if (int l = s->listener.exchange(-1); l >= 0) REAL(close)(l);
   Status st = outcome;
   if (s->handoff) {
     (void)f.writer->truncate(0);  // the new program writes the file; this image's part is void
