@@ -112,13 +112,13 @@ void answer(const RemoteSync& r, int err) {
   REAL(close)(r.conn);
 }
 
-// Accepts one sync request: its target is what was taken plus what is in the pipe now, so every
-// byte the requester wrote before asking is counted.
+// Accepts one sync request (a connection is the request: the drain never waits for a peer):
+// its target is what was taken plus what is in the pipe now, so every byte the requester wrote
+// before connecting is counted.
 void accept_sync(Sink& s, std::vector<RemoteSync>& pending) {
   int conn = ::accept4(s.listener.load(), nullptr, nullptr, SOCK_CLOEXEC);
   if (conn < 0) return;
-  char request;
-  if (!same_user(conn) || ::recv(conn, &request, 1, 0) != 1) {
+  if (!same_user(conn)) {
     REAL(close)(conn);
     return;
   }
@@ -249,10 +249,8 @@ int sync_through_owner(int fd) {
     REAL(close)(sock);
     return 1;
   }
-  char request = 's';
   std::int32_t reply = EIO;
-  bool answered = ::send(sock, &request, 1, MSG_NOSIGNAL) == 1 &&
-                  ::recv(sock, &reply, sizeof reply, MSG_WAITALL) == static_cast<ssize_t>(sizeof reply);
+  bool answered = ::recv(sock, &reply, sizeof reply, MSG_WAITALL) == static_cast<ssize_t>(sizeof reply);
   REAL(close)(sock);
   if (!answered) reply = EIO;  // the owner went away before storing everything
   if (reply != 0) return fail(reply);
