@@ -52,14 +52,7 @@ Uploader::Uploader(const Config& config, oss::Client& client)
       client_(client),
       pool_(config.upload_concurrency),
       // Twice the workers' worth of parts: one set uploading, one queued behind them.
-      budget_(2ull * config.upload_concurrency * config.part_size) {
-  // Once per process, from the first uploader (made at start-up, under no registered lock).
-  static const bool registered =
-      (forksafe::add(forksafe::Rank::writers,
-                     forksafe::Hooks{Writer::lock_all, Writer::unlock_all, Writer::unlock_all}, nullptr),
-       true);
-  (void)registered;
-}
+      budget_(2ull * config.upload_concurrency * config.part_size) {}
 
 void Uploader::submit(std::uint64_t bytes, std::function<void()> job) {
   {
@@ -196,6 +189,13 @@ void Writer::unlock_all(void*) {
   g_writers.each([](void* w) { static_cast<Writer*>(w)->mu_.unlock(); });
   g_writers.mu.unlock();
 }
+
+namespace {
+const bool g_writers_fork_safe =
+    (forksafe::add(forksafe::Rank::writers,
+                   forksafe::Hooks{Writer::lock_all, Writer::unlock_all, Writer::unlock_all}, nullptr),
+     true);
+}  // namespace
 
 void Writer::abandon() {
   abandoned_ = true;

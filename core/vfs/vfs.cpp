@@ -44,8 +44,6 @@ Vfs::Vfs(Config config, auth::Credentials creds, std::unique_ptr<oss::Client> cl
       client_(std::move(client)),
       fetcher_(config_.concurrency),
       uploader_(config_, *client_) {
-  static const bool registered = (register_open_files_for_fork(), true);  // once, at start-up
-  (void)registered;
   budget_ = config_.cache_size ? config_.cache_size : kDefaultChunkCache;
   if (config_.shared_cache) {
     auto c = cache::Cache::attach(config_);

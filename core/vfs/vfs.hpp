@@ -90,9 +90,6 @@ struct OpenFile {
   OpenFile& operator=(const OpenFile&) = delete;
 };
 
-// The fork hooks of every OpenFile's locks (once per process, by the first Vfs).
-void register_open_files_for_fork();
-
 class Vfs {
  public:
   // Fails only if the client cannot be created (bad endpoint).

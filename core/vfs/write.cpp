@@ -52,11 +52,12 @@ void unlock_file_state(void*) {
 }
 }  // namespace
 
-void register_open_files_for_fork() {
-  forksafe::add(forksafe::Rank::open_files, forksafe::Hooks{lock_files, unlock_files, unlock_files}, nullptr);
-  forksafe::add(forksafe::Rank::open_file_state,
-                forksafe::Hooks{lock_file_state, unlock_file_state, unlock_file_state}, nullptr);
-}
+const bool g_open_files_fork_safe =
+    (forksafe::add(forksafe::Rank::open_files, forksafe::Hooks{lock_files, unlock_files, unlock_files},
+                   nullptr),
+     forksafe::add(forksafe::Rank::open_file_state,
+                   forksafe::Hooks{lock_file_state, unlock_file_state, unlock_file_state}, nullptr),
+     true);
 
 OpenFile::OpenFile() {
   g_open_files.insert(fork_member, this);
