@@ -14,6 +14,7 @@
 #include "log/log.hpp"
 #include "real.hpp"
 #include "shim.hpp"
+#include "util/forksafe.hpp"
 
 namespace ossshim::shim {
 namespace {
@@ -29,6 +30,22 @@ struct VDir {
 constexpr int kMaxDirs = 4096;
 // Constant-initialised: a dynamic initialiser would write all 1.3 MB at every program's start.
 constinit VDir g_dirs[kMaxDirs];
+
+// Around fork, every stream in use is held (a listing may be loading under its lock), so a
+// child can go on reading a stream it inherited. (A stream taken meanwhile is not yet returned to
+// anyone, so nothing of it is half done.)
+bool g_dir_held[kMaxDirs];  // which ones prepare locked
+void lock_dirs(void*) {
+  for (int i = 0; i < kMaxDirs; ++i)
+    if ((g_dir_held[i] = g_dirs[i].used.load())) g_dirs[i].mu.lock();
+}
+void unlock_dirs(void*) {
+  for (int i = 0; i < kMaxDirs; ++i)
+    if (g_dir_held[i]) g_dirs[i].mu.unlock();
+}
+const bool g_dirs_fork_safe = (forksafe::add(forksafe::Rank::dir_streams,
+                                             forksafe::Hooks{lock_dirs, unlock_dirs, unlock_dirs}, nullptr),
+                               true);
 
 bool ours(const void* d) {
   auto p = static_cast<const char*>(d);

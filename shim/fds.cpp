@@ -187,7 +187,7 @@ void attach(int fd, std::shared_ptr<vfs::OpenFile> file) {
     g.fd_ino[fd].store(static_cast<std::uint64_t>(st.st_ino));
   }
   file->descriptors.fetch_add(1);
-  auto old = g.fd_file[fd].exchange(std::move(file), std::memory_order_acq_rel);
+  auto old = exchange_file(fd, std::move(file));
   // A stale entry the kernel's new descriptor replaces: its close was missed; close it now.
   if (old && old->descriptors.fetch_sub(1) == 1 && old->writer) park(std::move(old));
   if (g.fd_kind[fd].exchange(kVirtual, std::memory_order_acq_rel) == kPlain) g.virtual_fds.fetch_add(1);
@@ -198,7 +198,7 @@ std::shared_ptr<vfs::OpenFile> detach(int fd) {
   if (fd < 0 || fd >= kMaxFds) return nullptr;
   if (g.fd_kind[fd].load() != kVirtual) return nullptr;
   if (g.fd_kind[fd].exchange(kPlain, std::memory_order_acq_rel) != kPlain) g.virtual_fds.fetch_sub(1);
-  auto f = g.fd_file[fd].exchange(nullptr, std::memory_order_acq_rel);
+  auto f = exchange_file(fd, nullptr);
   if (f && f->descriptors.fetch_sub(1) == 1 && f->writer) return f;
   return nullptr;
 }
@@ -495,6 +495,17 @@ bool adopt_fd(int fd) {
   f->status_flags.store(O_RDONLY | O_LARGEFILE);
   attach(fd, std::move(f));
   return true;
+}
+
+bool raced_close(int fd) {
+  int saved = errno;
+  char link[64], target[64];
+  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = REAL(readlink)(link, target, sizeof target - 1);
+  errno = saved;
+  if (n < 0) return true;  // closed since (one look: a second could see it reopened)
+  return n == static_cast<ssize_t>(sizeof kPlaceholderLink - 1) &&
+         std::memcmp(target, kPlaceholderLink, n) == 0;
 }
 
 void adopt_inherited_fds() {

@@ -21,6 +21,7 @@
 #include "log/log.hpp"
 #include "real.hpp"
 #include "shim.hpp"
+#include "util/forksafe.hpp"
 
 extern "C" {
 int __open_2(const char* path, int flags);
@@ -239,9 +240,11 @@ struct Mapping {
   std::uint32_t pin = 0;
 };
 constexpr std::size_t kMaxMappings = 4096;
-std::mutex g_mappings_mu;
+constinit std::mutex g_mappings_mu;
 Mapping g_mappings[kMaxMappings];
 std::atomic<std::size_t> g_mapping_count{0};
+// Held around fork: the child re-pins the table's mappings in its own name (mapping_pins).
+const bool g_mappings_fork_safe = (forksafe::add_mutex(forksafe::Rank::mappings, g_mappings_mu), true);
 
 bool remember_mapping(void* addr, size_t len, std::uint32_t pin) {
   std::lock_guard lock(g_mappings_mu);

@@ -531,6 +531,7 @@ int fchdir(int fd) {
   }
   int r = REAL(fchdir)(fd);
   if (r == 0) leave_virtual_cwd();
+  if (r != 0 && errno == ENOTDIR && raced_close(fd)) errno = EBADF;  // a placeholder's answer
   return r;
 }
 char* getcwd(char* buf, size_t size) {
@@ -548,11 +549,11 @@ char* get_current_dir_name(void) {
 }
 
 int fsync(int fd) {
-  if (!virtual_fd(fd)) return sink_fd(fd) ? sync_sink(fd) : REAL(fsync)(fd);
+  if (!virtual_fd(fd)) return sink_fd(fd) ? sync_sink(fd) : sync_plain(fd, false);
   return sync_virtual(fd);
 }
 int fdatasync(int fd) {
-  if (!virtual_fd(fd)) return sink_fd(fd) ? sync_sink(fd) : REAL(fdatasync)(fd);
+  if (!virtual_fd(fd)) return sink_fd(fd) ? sync_sink(fd) : sync_plain(fd, true);
   return sync_virtual(fd);
 }
 

@@ -2,6 +2,7 @@
 // implements the digests, CRC and Transport of core/ by calling through its table, with the
 // re-entrancy guard up so that everything libcurl and OpenSSL do in libc passes straight through.
 #include "net.hpp"
+#include "util/forksafe.hpp"
 
 #include <dlfcn.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@ constexpr const char* kNetName = "libossshim-net.so";
 
 std::atomic<const ossshim_net_api*> g_api{nullptr};
 std::mutex g_load_mu;
+const bool g_load_fork_safe = (forksafe::add_mutex(forksafe::Rank::transport, g_load_mu), true);
 std::string g_load_error;  // guarded by g_load_mu: the first failure, repeated to later callers
 
 int host_log_enabled(int level) {
@@ -146,8 +148,10 @@ namespace ossshim::http {
 Transport::Transport(const Config& config) {
   OwnCall own;
   impl_ = static_cast<CurlTransport*>(api().transport_new(&config));
+  watch_fork();
 }
 Transport::~Transport() {
+  forksafe::remove(fork_hooks_);
   OwnCall own;
   api().transport_delete(impl_);
 }
@@ -162,6 +166,10 @@ const Counters& Transport::counters() const {
 }
 void Transport::abandon_after_fork() {
   api().transport_abandon_after_fork(impl_);
+}
+void Transport::watch_fork() {
+  auto in_child = [](void* t) { static_cast<Transport*>(t)->abandon_after_fork(); };
+  fork_hooks_ = forksafe::add(forksafe::Rank::transport, forksafe::Hooks{nullptr, nullptr, in_child}, this);
 }
 
 // Asked by socket()/socketpair() of every program: only a thread inside libcurl can be.

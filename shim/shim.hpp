@@ -93,6 +93,11 @@ void note_handoff(int fd, const vfs::OpenFile& file);
 std::string inheritance_env();
 std::vector<char*> environment_with(char* const envp[], const std::string& entry);
 
+// After the kernel answered a pass-through call on `fd` with an error a placeholder gives (the
+// shim had forgotten fd, whose close had begun): whether fd is a placeholder or gone. Then the
+// call raced a close by another thread, and its answer is EBADF.
+bool raced_close(int fd);
+
 // Standard output and error redirected into the prefix (sinks.cpp). glibc's stdio writes them
 // with internal calls the shim never sees, so such a descriptor (1 or 2) becomes a pipe that a
 // thread drains into the file's writer. make_sink replaces `fd` (a virtual writer's or an
@@ -108,6 +113,10 @@ SinkEnd* release_sink(int fd);
 int finish_sink(SinkEnd* end, int result);
 // fsync of a sink: waits until the drain has taken everything written, then commits the file.
 int sync_sink(int fd);
+// fsync (fdatasync) of any other descriptor: the kernel's, except for a pipe that is another
+// process's sink (a program exec'd by a shell's vfork()ed child with `> /oss/f`): the owner's drain
+// stores and commits everything written before, then answers.
+int sync_plain(int fd, bool data_only);
 // Before exec: every sink of this process becomes a placeholder again (its writer is handed to
 // the new program, which adopts it); after a failed exec they are taken back.
 void sinks_before_exec();

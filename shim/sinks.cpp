@@ -5,10 +5,16 @@
 // of the owning process drains into the file's writer; closing the last copy waits for the drain
 // and commits the file, and close() reports the outcome. Before exec, the writer is handed to the
 // new program: the descriptor becomes a placeholder again, which the program adopts at start-up.
+// A program that got the pipe itself (exec'd from a vfork()ed or forked child of the owner, as
+// dash runs `cmd > /oss/f`) syncs through the owner: fsync connects to the sink's socket, and the
+// drain answers once what was in the pipe is stored and committed.
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -23,12 +29,16 @@
 #include "log/log.hpp"
 #include "real.hpp"
 #include "shim.hpp"
+#include "util/forksafe.hpp"
 
 namespace ossshim::shim {
 
 struct Sink {
   std::shared_ptr<vfs::OpenFile> file;
   int read_end = -1;  // non-blocking: the drain reads it only under `mu`
+  // The sync socket other processes writing the pipe connect to (-1: none). Atomic: a forked
+  // child closes its copy (sinks_after_fork_in_child) while the drain may be closing its own.
+  std::atomic<int> listener{-1};
   pid_t owner = 0;
   int copies = 0;        // this process's descriptors that are the pipe's write end (tables().mu)
   bool handoff = false;  // exec: the new program takes the file over; do not commit
@@ -57,16 +67,81 @@ Tables& tables() {
   static auto* t = new Tables;
   return *t;
 }
+// Around fork the table is held (forksafe.hpp). A Sink's own lock needs no hooks: a child never
+// takes a parent's (release_sink and sync_sink leave other processes' sinks to the kernel), and a
+// child waits for no drain thread, which exists only in the sink's owner. The child closes its
+// copies of the sync sockets: with no drain to answer, a connection to one would wait for ever.
+void sinks_after_fork_in_child(void*) {
+  for (auto& [fd, s] : tables().sinks)
+    if (int l = s->listener.exchange(-1); l >= 0) REAL(close)(l);
+  tables().mu.unlock();
+}
+const bool g_sinks_fork_safe =
+    (forksafe::add(forksafe::Rank::sink_table,
+                   forksafe::Hooks{[](void*) { tables().mu.lock(); }, [](void*) { tables().mu.unlock(); },
+                                   sinks_after_fork_in_child},
+                   nullptr),
+     true);
+
+// The sync socket's name for the pipe `fd` belongs to: abstract, one per pipe of the node.
+bool sync_address(int fd, sockaddr_un& addr, socklen_t& len) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode)) return false;
+  addr = sockaddr_un{};
+  addr.sun_family = AF_UNIX;
+  int n = std::snprintf(addr.sun_path + 1, sizeof addr.sun_path - 1, "ossshim-sink-%u-%lx-%lx", ::geteuid(),
+                        static_cast<unsigned long>(st.st_dev), static_cast<unsigned long>(st.st_ino));
+  len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
+  return true;
+}
+
+bool same_user(int sock) {
+  struct ucred cred {};
+  socklen_t n = sizeof cred;
+  return ::getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &n) == 0 && cred.uid == ::geteuid();
+}
+
+// A sync another process asked for: answered once `stored` reaches `target`.
+struct RemoteSync {
+  int conn;
+  std::uint64_t target;
+};
+
+void answer(const RemoteSync& r, int err) {
+  std::int32_t reply = err;
+  (void)!::send(r.conn, &reply, sizeof reply, MSG_NOSIGNAL);
+  REAL(close)(r.conn);
+}
+
+// Accepts one sync request (a connection is the request: the drain never waits for a peer):
+// its target is what was taken plus what is in the pipe now, so every byte the requester wrote
+// before connecting is counted.
+void accept_sync(Sink& s, std::vector<RemoteSync>& pending) {
+  int conn = ::accept4(s.listener.load(), nullptr, nullptr, SOCK_CLOEXEC);
+  if (conn < 0) return;
+  if (!same_user(conn)) {
+    REAL(close)(conn);
+    return;
+  }
+  std::lock_guard lock(s.mu);
+  int queued = 0;
+  if (::ioctl(s.read_end, FIONREAD, &queued) != 0) queued = 0;
+  pending.push_back({conn, s.taken + static_cast<std::uint64_t>(queued)});
+}
 
 // Waits until the pipe has bytes (or every write end is closed), then reads them under the
 // sink's lock: sync_sink's snapshot then counts each byte exactly once, in `taken` or in the pipe.
-// Returns the bytes read, 0 at the end, -1 on an error.
-ssize_t take(Sink& s, std::vector<char>& buf) {
+// Meanwhile accepts sync requests of other processes into `pending`. Returns the bytes read, 0
+// at the end, -1 on an error.
+ssize_t take(Sink& s, std::vector<char>& buf, std::vector<RemoteSync>& pending) {
   for (;;) {
-    struct pollfd ready {
-      s.read_end, POLLIN, 0
-    };
-    if (::poll(&ready, 1, -1) < 0 && errno != EINTR) return -1;
+    int listener = s.listener.load();
+    struct pollfd ready[2] = {{s.read_end, POLLIN, 0}, {listener, POLLIN, 0}};
+    if (::poll(ready, listener >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) return -1;
+    if (listener >= 0 && (ready[1].revents & POLLIN)) {
+      accept_sync(s, pending);
+      if (!(ready[0].revents & (POLLIN | POLLHUP | POLLERR))) return -2;  // nothing to read yet
+    }
     std::lock_guard lock(s.mu);
     ssize_t n = REAL(read)(s.read_end, buf.data(), buf.size());
     if (n > 0) s.taken += static_cast<std::uint64_t>(n);
@@ -88,8 +163,29 @@ void drain(std::shared_ptr<Sink> s) {
   std::vector<char> buf(1 << 20);
   std::uint64_t off = (f.status_flags.load() & O_APPEND) ? fs->size_of(f) : f.offset.load();
   Status outcome = ok_status();  // the first write failure
+  std::vector<RemoteSync> pending;
+  // Answers the requests whose bytes are all stored: committed (or failed) now.
+  auto serve = [&](bool all) {
+    if (pending.empty()) return;
+    std::uint64_t stored;
+    {
+      std::lock_guard lock(s->mu);
+      stored = s->stored;
+    }
+    if (!all && stored < pending.front().target) return;
+    Status st = outcome ? fs->sync(f) : outcome;
+    std::erase_if(pending, [&](const RemoteSync& r) {
+      if (!all && stored < r.target) return false;
+      answer(r, st ? 0 : (st.error().err ? st.error().err : EIO));
+      return true;
+    });
+  };
   for (;;) {
-    ssize_t n = take(*s, buf);
+    ssize_t n = take(*s, buf, pending);
+    if (n == -2) {
+      serve(false);
+      continue;
+    }
     if (n <= 0) break;
     for (std::size_t done = 0; outcome && done < static_cast<std::size_t>(n);) {
       auto w = fs->write(f, buf.data() + done, static_cast<std::size_t>(n) - done, off + done);
@@ -104,9 +200,11 @@ void drain(std::shared_ptr<Sink> s) {
     off += static_cast<std::uint64_t>(n);
     f.offset.store(off);
     mark_stored(*s, static_cast<std::size_t>(n));
+    serve(false);
   }
   f.offset.store(off);
   REAL(close)(s->read_end);
+  if (int l = s->listener.exchange(-1); l >= 0) REAL(close)(l);
   Status st = outcome;
   if (s->handoff) {
     (void)f.writer->truncate(0);  // the new program writes the file; this image's part is void
@@ -121,6 +219,43 @@ void drain(std::shared_ptr<Sink> s) {
   s->status = st;
   s->done = true;
   s->cv.notify_all();
+  // Handed to a new program, this image's bytes are not what gets stored: no success to report.
+  int err = s->handoff ? EIO : st ? 0 : (st.error().err ? st.error().err : EIO);
+  for (auto& r : pending) answer(r, err);
+}
+
+// The sync socket of the sink whose pipe's write end is `fd`; -1 when it cannot be made (another
+// user's socket squats the name): then only this process can sync the sink.
+int make_listener(int fd) {
+  sockaddr_un addr;
+  socklen_t len;
+  if (!sync_address(fd, addr, len)) return -1;
+  int sock = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (sock < 0) return -1;
+  if (::bind(sock, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(sock, 16) != 0) {
+    REAL(close)(sock);
+    return -1;
+  }
+  return sock;
+}
+
+// fsync of a pipe that is another process's sink: asks the owner's drain (1: `fd` is no such pipe).
+int sync_through_owner(int fd) {
+  sockaddr_un addr;
+  socklen_t len;
+  if (!sync_address(fd, addr, len)) return 1;
+  int sock = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) return 1;
+  if (::connect(sock, reinterpret_cast<sockaddr*>(&addr), len) != 0 || !same_user(sock)) {
+    REAL(close)(sock);
+    return 1;
+  }
+  std::int32_t reply = EIO;
+  bool answered = ::recv(sock, &reply, sizeof reply, MSG_WAITALL) == static_cast<ssize_t>(sizeof reply);
+  REAL(close)(sock);
+  if (!answered) reply = EIO;  // the owner went away before storing everything
+  if (reply != 0) return fail(reply);
+  return 0;
 }
 
 void forget_locked(int fd) {
@@ -151,7 +286,8 @@ bool make_sink(int fd, const std::shared_ptr<vfs::OpenFile>& file) {
   s->read_end = p[0];
   s->owner = ::getpid();
   s->copies = 1;
-  file->descriptors.fetch_add(1);  // the sink's; then fd's own virtual entry (if any) goes
+  s->listener = make_listener(p[0]);  // (fd's own stat would still be the virtual file's)
+  file->descriptors.fetch_add(1);     // the sink's; then fd's own virtual entry (if any) goes
   (void)detach(fd);
   {
     std::lock_guard lock(tables().mu);
@@ -203,7 +339,7 @@ int sync_sink(int fd) {
     auto it = tables().sinks.find(fd);
     if (it != tables().sinks.end()) s = it->second;
   }
-  if (!s || s->owner != ::getpid()) return REAL(fsync)(fd);  // EINVAL, as for any pipe
+  if (!s || s->owner != ::getpid()) return sync_plain(fd, false);  // a forked child: through the owner
   // Everything written so far must have passed through the drain before the commit: it has been
   // taken (counted) or is still in the pipe, and the drain cannot move bytes between the two
   // while this holds its lock.
@@ -217,6 +353,16 @@ int sync_sink(int fd) {
   auto st = filesystem()->sync(*s->file);
   if (!st) return fail(st.error());
   return 0;
+}
+
+int sync_plain(int fd, bool data_only) {
+  int r = data_only ? REAL(fdatasync)(fd) : REAL(fsync)(fd);
+  if (r == 0 || errno != EINVAL) return r;
+  int err = errno;  // EINVAL: a pipe, perhaps another process's sink
+  int remote = sync_through_owner(fd);
+  if (remote != 1) return remote;
+  errno = err;
+  return r;
 }
 
 void sinks_before_exec() {

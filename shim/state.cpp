@@ -16,6 +16,7 @@
 #include "auth/credentials.hpp"
 #include "config/config.hpp"
 #include "log/log.hpp"
+#include "util/forksafe.hpp"
 
 namespace ossshim::shim {
 
@@ -31,8 +32,51 @@ union Immortal {
 constinit Immortal g_immortal;
 Globals& g_globals = g_immortal.value;
 
-std::once_flag g_init_once;
+// Start-up of the file system, once. Not a std::once_flag: a child forked while another thread
+// was initialising would wait for ever on the flag; fork takes this mutex first instead (it is
+// outside the forksafe registry because initialising registers locks there).
+constinit std::mutex g_init_mu;
+std::atomic<bool> g_init_done{false};
+constinit thread_local bool t_initialising = false;
 vfs::Vfs* g_vfs = nullptr;
+
+// The fd table's fork gate (see exchange_file): how many threads are inside an access, and
+// whether a fork is waiting for them to leave (then no new access starts).
+std::atomic<int> g_fd_users{0};
+std::atomic<int> g_fd_gate_closed{0};
+
+class FdTableAccess {
+ public:
+  FdTableAccess() {
+    for (;;) {
+      g_fd_users.fetch_add(1);
+      if (!g_fd_gate_closed.load()) return;
+      leave();
+      g_fd_gate_closed.wait(1);
+    }
+  }
+  ~FdTableAccess() { leave(); }
+  FdTableAccess(const FdTableAccess&) = delete;
+  FdTableAccess& operator=(const FdTableAccess&) = delete;
+
+ private:
+  static void leave() {
+    if (g_fd_users.fetch_sub(1) == 1 && g_fd_gate_closed.load()) g_fd_users.notify_all();
+  }
+};
+
+void close_fd_gate(void*) {
+  g_fd_gate_closed.store(1);
+  for (int n = g_fd_users.load(); n != 0; n = g_fd_users.load()) g_fd_users.wait(n);
+}
+void open_fd_gate_in_parent(void*) {
+  g_fd_gate_closed.store(0);
+  g_fd_gate_closed.notify_all();
+}
+void open_fd_gate_in_child(void*) {
+  g_fd_users.store(0);  // the waiting threads are the parent's
+  g_fd_gate_closed.store(0);
+}
 
 void init_filesystem() {
   OwnCall own;  // configuration files, the log file, the cache: the shim's own calls pass through
@@ -69,8 +113,22 @@ void init_filesystem() {
             ")");
 }
 
+// Around fork: start-up first (a child must not inherit it half done), then every registered lock
+// in rank order (forksafe.hpp). Released in reverse in parent and child.
+void before_fork() {
+  g_init_mu.lock();
+  forksafe::prepare();
+}
+
+void after_fork_in_parent() {
+  forksafe::parent();
+  g_init_mu.unlock();
+}
+
 void after_fork_in_child() {
-  g_globals.pid = static_cast<pid_t>(syscall(SYS_getpid));
+  g_globals.pid = static_cast<pid_t>(syscall(SYS_getpid));  // first: close() tells vfork children by it
+  forksafe::child();
+  g_init_mu.unlock();
   if (!g_vfs) return;
   // The child inherits the parent's mappings: it pins them in its own name.
   auto pins = mapping_pins();
@@ -91,7 +149,10 @@ __attribute__((constructor)) void shim_constructor() {
   // libuv 1.45 and later submit file operations to io_uring, which the shim cannot see (on a
   // virtual fd they fail with EBADF): unless the user chose, they go through libc (syscall.cpp).
   setenv("UV_USE_IO_URING", "0", 0);
-  pthread_atfork(nullptr, nullptr, &after_fork_in_child);
+  forksafe::add(forksafe::Rank::fd_table,
+                forksafe::Hooks{close_fd_gate, open_fd_gate_in_parent, open_fd_gate_in_child}, nullptr);
+  forksafe::add_mutex(forksafe::Rank::cwd, g_globals.cwd_mu);
+  pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
   restore_virtual_cwd();
   adopt_inherited_fds();
   adopt_std_streams();
@@ -104,13 +165,32 @@ Globals& globals() {
 
 std::shared_ptr<vfs::OpenFile> lookup_file(int fd) {
   bool listed = fd >= 0 && fd < kMaxFds && g_globals.fd_kind[fd].load(std::memory_order_acquire) == kVirtual;
-  auto f = listed ? g_globals.fd_file[fd].load(std::memory_order_acquire) : nullptr;
+  std::shared_ptr<vfs::OpenFile> f;
+  if (listed) {
+    FdTableAccess access;
+    f = g_globals.fd_file[fd].load(std::memory_order_acquire);
+  }
   if (!f) errno = EBADF;
   return f;
 }
 
+std::shared_ptr<vfs::OpenFile> exchange_file(int fd, std::shared_ptr<vfs::OpenFile> file) {
+  FdTableAccess access;
+  return g_globals.fd_file[fd].exchange(std::move(file), std::memory_order_acq_rel);
+}
+
 vfs::Vfs* filesystem() {
-  std::call_once(g_init_once, init_filesystem);
+  if (!g_init_done.load(std::memory_order_acquire)) {
+    // Re-entered from start-up itself (a configured path under the prefix): not available yet.
+    if (t_initialising) return errno = EIO, nullptr;
+    std::lock_guard lock(g_init_mu);
+    if (!g_init_done.load(std::memory_order_relaxed)) {
+      t_initialising = true;
+      init_filesystem();
+      t_initialising = false;
+      g_init_done.store(true, std::memory_order_release);
+    }
+  }
   if (!g_vfs) errno = EIO;
   return g_vfs;
 }

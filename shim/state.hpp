@@ -29,6 +29,7 @@ struct Globals {
   // it go to the shim) or kSink (a pipe the shim drains into a file open for writing: calls on
   // it go to glibc, only closing it concerns the shim).
   std::atomic<std::uint8_t> fd_kind[kMaxFds];
+  // Read and changed only through lookup_file and exchange_file (the fork gate).
   std::atomic<std::shared_ptr<vfs::OpenFile>> fd_file[kMaxFds];
   std::atomic<int> virtual_fds{0};  // how many entries of fd_kind are not kPlain
   // The kernel identity (st_dev, st_ino) of each virtual fd's placeholder, recorded when it was
@@ -88,6 +89,10 @@ inline bool sink_fd(int fd) {
 // virtual_fd() test and this lookup, and the kernel's answer to a call on a closed descriptor is EBADF, not a
 // crash.
 std::shared_ptr<vfs::OpenFile> lookup_file(int fd);
+// Replaces descriptor `fd`'s file (0 <= fd < kMaxFds); returns the old one. An atomic shared_ptr
+// takes an internal lock bit that a thread inside it when another forks would leave set in the
+// child for ever, so these two are the only accesses, and fork waits until none is in progress.
+std::shared_ptr<vfs::OpenFile> exchange_file(int fd, std::shared_ptr<vfs::OpenFile> file);
 
 // The file system, created on first use; nullptr (errno EIO, one log line) if configuration or
 // credentials are unusable.

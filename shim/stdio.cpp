@@ -26,6 +26,7 @@
 #include "log/log.hpp"
 #include "real.hpp"
 #include "shim.hpp"
+#include "util/forksafe.hpp"
 
 namespace ossshim::shim {
 namespace {
@@ -122,7 +123,7 @@ FILE* fopen_virtual(const vfs::VPath& p, const char* mode) {
 
 // Feeders alive, so that a fork()ed child closes its copies of their sockets: a child holding
 // one would keep the parent's stream from ever seeing end of file. The mutex is held across
-// fork (pthread_atfork), so a feeder never closes its descriptors while a child is being made.
+// fork (forksafe.hpp), so a feeder never closes its descriptors while a child is being made.
 constexpr int kMaxFeeders = 64;
 struct Feeder {
   int sock = -1;             // the writing end
@@ -158,6 +159,13 @@ void feeders_after_fork_in_child() {
   g_reading = 0;
   g_feeders_mu.unlock();
 }
+const bool g_feeders_fork_safe =
+    (forksafe::add(forksafe::Rank::stdio_feeders,
+                   forksafe::Hooks{[](void*) { feeders_lock(); }, [](void*) { feeders_unlock(); },
+                                   [](void*) { feeders_after_fork_in_child(); }},
+                   nullptr),
+     true);
+
 void feeders_at_exit() {
   std::unique_lock lock(g_feeders_mu);
   g_exiting = true;
@@ -169,9 +177,7 @@ void feeders_at_exit() {
 // before the file system's own (registered at its creation), as handlers run in reverse order.
 Feeder* add_feeder(int sock, int vfd) {
   reads_done();
-  static const bool registered =
-      pthread_atfork(feeders_lock, feeders_unlock, feeders_after_fork_in_child) == 0 &&
-      std::atexit(feeders_at_exit) == 0;
+  static const bool registered = std::atexit(feeders_at_exit) == 0;
   (void)registered;
   std::lock_guard lock(g_feeders_mu);
   for (Feeder& f : g_feeders)

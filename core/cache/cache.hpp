@@ -23,6 +23,7 @@
 #include "cache/layout.hpp"
 #include "config/config.hpp"
 #include "util/error.hpp"
+#include "util/forksafe.hpp"
 
 namespace ossshim::cache {
 
@@ -184,6 +185,7 @@ class Cache {
   bool unusable() const;
 
   std::mutex objects_mu_;  // this process's handles
+  forksafe::Guard fork_guard_{forksafe::Rank::cache_handles, objects_mu_};
   std::vector<std::weak_ptr<Object>> handles_;
 };
 

@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include "util/forksafe.hpp"
+
 namespace ossshim::fetch {
 
 class Fetcher {
@@ -33,6 +35,7 @@ class Fetcher {
 
   unsigned workers_;
   std::mutex mu_;
+  forksafe::Guard fork_guard_{forksafe::Rank::fetcher, mu_};
   std::condition_variable cv_;
   std::deque<std::function<void()>> demand_, prefetch_;
   std::vector<std::thread> threads_;

@@ -1,10 +1,14 @@
 // Transport as libcurl linked in: tools and tests (libossshim.so uses shim/net.cpp instead).
 #include "http/curl.hpp"
+#include "util/forksafe.hpp"
 
 namespace ossshim::http {
 
-Transport::Transport(const Config& config) : impl_(new CurlTransport(config)) {}
+Transport::Transport(const Config& config) : impl_(new CurlTransport(config)) {
+  watch_fork();
+}
 Transport::~Transport() {
+  forksafe::remove(fork_hooks_);
   delete impl_;
 }
 Result<Response> Transport::execute(Exchange& exchange) {
@@ -15,6 +19,10 @@ const Counters& Transport::counters() const {
 }
 void Transport::abandon_after_fork() {
   impl_->abandon_after_fork();
+}
+void Transport::watch_fork() {
+  auto in_child = [](void* t) { static_cast<Transport*>(t)->abandon_after_fork(); };
+  fork_hooks_ = forksafe::add(forksafe::Rank::transport, forksafe::Hooks{nullptr, nullptr, in_child}, this);
 }
 
 }  // namespace ossshim::http

@@ -145,7 +145,7 @@ void CurlTransport::abandon_after_fork() {
   // The handles' sockets and TLS state belong to the parent too; cleaning them up here could send
   // a TLS close over the parent's connection. Leak them instead.
   new (&pool_mu_) std::mutex;
-  pool_.clear();
+  new (&pool_) decltype(pool_)();  // the parent's vector may have been mid-change: not touched
 }
 
 CURL* CurlTransport::take_handle() {

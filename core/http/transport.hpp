@@ -15,6 +15,7 @@
 #include "config/config.hpp"
 #include "util/encode.hpp"
 #include "util/error.hpp"
+#include "util/forksafe.hpp"
 #include "util/request.hpp"
 
 namespace ossshim::http {
@@ -75,7 +76,11 @@ class Transport {
   void abandon_after_fork();
 
  private:
+  // In a forked child, abandon_after_fork runs (forksafe): the child's requests never cross the
+  // parent's pooled connections.
+  void watch_fork();
   CurlTransport* impl_;
+  std::uint64_t fork_hooks_ = 0;
 };
 
 }  // namespace ossshim::http

@@ -40,6 +40,11 @@ bool write_all(int fd, const char* data, std::size_t len, std::uint64_t off) {
 }
 }  // namespace
 
+// Every live writer, so that fork waits for any writer operation in progress (see forksafe.hpp).
+namespace {
+constinit forksafe::Set g_writers;
+}  // namespace
+
 // --- Uploader ---------------------------------------------------------------------------------
 
 Uploader::Uploader(const Config& config, oss::Client& client)
@@ -147,6 +152,7 @@ struct Writer::Parts {
 
 Writer::Writer(Uploader& uploader, Options options)
     : up_(uploader), opt_(std::move(options)), dirty_(!opt_.base_size) {
+  g_writers.insert(fork_member_, this);
   if (opt_.base_size) size_ = *opt_.base_size;
   const char* tmp = std::getenv("TMPDIR");
   std::string base = !up_.config().staging_dir.empty() ? up_.config().staging_dir
@@ -166,12 +172,30 @@ Result<std::unique_ptr<Writer>> Writer::create(Uploader& uploader, Options optio
 }
 
 Writer::~Writer() {
+  g_writers.erase(fork_member_);  // unreachable now: no fork needs to wait for what follows
   if (!abandoned_) {
     std::lock_guard lock(mu_);
     abort_upload_locked();
   }
   if (fd_ >= 0) ::close(fd_);
 }
+
+void Writer::lock_all(void*) {
+  g_writers.mu.lock();
+  g_writers.each([](void* w) { static_cast<Writer*>(w)->mu_.lock(); });
+}
+
+void Writer::unlock_all(void*) {
+  g_writers.each([](void* w) { static_cast<Writer*>(w)->mu_.unlock(); });
+  g_writers.mu.unlock();
+}
+
+namespace {
+const bool g_writers_fork_safe =
+    (forksafe::add(forksafe::Rank::writers,
+                   forksafe::Hooks{Writer::lock_all, Writer::unlock_all, Writer::unlock_all}, nullptr),
+     true);
+}  // namespace
 
 void Writer::abandon() {
   abandoned_ = true;

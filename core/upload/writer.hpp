@@ -27,6 +27,7 @@
 #include "fetch/fetcher.hpp"
 #include "oss/client.hpp"
 #include "util/error.hpp"
+#include "util/forksafe.hpp"
 
 namespace ossshim::upload {
 
@@ -50,6 +51,7 @@ class Uploader {
   oss::Client& client_;
   fetch::Fetcher pool_;  // the generic job pool (demand priority only)
   std::mutex mu_;
+  forksafe::Guard fork_guard_{forksafe::Rank::uploader, mu_};
   std::condition_variable cv_;
   std::uint64_t in_flight_ = 0;
   std::uint64_t budget_;
@@ -102,6 +104,9 @@ class Writer {
   Result<std::optional<Committed>> commit();
   // In a forked child: the upload belongs to the parent; never commit or abort it from here.
   void abandon();
+  // Fork hooks (forksafe::Rank::writers): every live writer's lock, taken and released.
+  static void lock_all(void*);
+  static void unlock_all(void*);
 
  private:
   struct Parts;  // the parts of one multipart upload, shared with its jobs
@@ -132,6 +137,9 @@ class Writer {
   Uploader& up_;
   Options opt_;
   std::mutex mu_;  // one operation at a time per file
+  // Held around fork like every live writer's: a child may still read or size a writer it
+  // inherited (never write, commit or abort it: see abandon()).
+  forksafe::Set::Member fork_member_;
   bool dirty_;
   bool abandoned_ = false;
   // The first failure of a write or part upload: every later commit fails with it and stores

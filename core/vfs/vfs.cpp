@@ -484,17 +484,16 @@ Status Vfs::fill(OpenFile& f, char* dst, std::size_t len, std::uint64_t off) {
 }
 
 void Vfs::after_fork_child(std::vector<std::uint32_t>& pins) {
-  // Locks may have been held by threads that do not exist here; the parent's connections must not
-  // be shared. Start over with fresh state (the old objects are deliberately leaked).
+  // Every lock is free and every table consistent (the fork hooks held them across fork), but the
+  // parent's workers do not exist here: their queues, claims and private-cache chunks in flight
+  // would wait for ever, and the parent's connections must not be shared. Start over with fresh
+  // state (the old objects are deliberately leaked).
   fetcher_.after_fork_child();
   uploader_.after_fork_child();
   if (shared_) shared_->after_fork_child(pins);
   // Uploads in progress belong to the parent: the child neither commits nor aborts them.
   for (auto& [name, weak] : writing_)
     if (auto f = weak.lock(); f && f->writer) f->writer->abandon();
-  new (&writing_mu_) std::mutex;
-  new (&attr_mu_) std::mutex;
-  new (&chunk_mu_) std::mutex;
   new (&attrs_) decltype(attrs_);
   new (&chunk_map_) decltype(chunk_map_);
   new (&lru_) decltype(lru_);

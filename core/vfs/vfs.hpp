@@ -28,6 +28,7 @@
 #include "oss/client.hpp"
 #include "upload/writer.hpp"
 #include "util/error.hpp"
+#include "util/forksafe.hpp"
 #include "vfs/path.hpp"
 #include "vfs/whole_crc.hpp"
 
@@ -48,8 +49,11 @@ struct DirEntry {
   bool link = false;
 };
 
-// One open file description: shared by dup'd descriptors, like the kernel's.
+// One open file description: shared by dup'd descriptors, like the kernel's. Its locks are taken
+// around fork (every live OpenFile is in one set): offset_mu and dir_mu at Rank::open_files,
+// cache_mu and lock_mu at Rank::open_file_state, its writer's at Rank::writers in between.
 struct OpenFile {
+  OpenFile();
   VPath path;
   std::string display;  // "/oss/bucket/key", for messages
   Attr attr;
@@ -87,7 +91,10 @@ struct OpenFile {
   // A real file standing for this path, for flock/fcntl locks between processes of the node.
   std::mutex lock_mu;
   int lock_fd = -1;
+  forksafe::Set::Member fork_member;
   ~OpenFile();
+  OpenFile(const OpenFile&) = delete;
+  OpenFile& operator=(const OpenFile&) = delete;
 };
 
 class Vfs {
@@ -161,6 +168,7 @@ class Vfs {
 
   // In a forked child: new connections, empty caches; nothing of the parent's threads is waited on.
   // `pins` are the pins of mappings the child inherited; they are re-pinned in its name.
+  // Called after the fork hooks (forksafe) released every lock; runs in the child's only thread.
   void after_fork_child(std::vector<std::uint32_t>& pins);
   // At exit: commit files still open for writing (as a local file system keeps what was written
   // to descriptors never closed), then leave the shared cache (a process slot, claims, pins).
@@ -237,14 +245,17 @@ class Vfs {
   upload::Uploader uploader_;
 
   std::mutex attr_mu_;
+  forksafe::Guard attr_guard_{forksafe::Rank::vfs_tables, attr_mu_};
   std::map<std::string, CachedAttr> attrs_;
   std::uint64_t seen_epoch_ = 0;  // guarded by attr_mu_
 
   // Files this process has open for writing, so stat sees them before their first commit.
   std::mutex writing_mu_;
+  forksafe::Guard writing_guard_{forksafe::Rank::vfs_tables, writing_mu_};
   std::multimap<std::string, std::weak_ptr<OpenFile>> writing_;
 
   std::mutex chunk_mu_;
+  forksafe::Guard chunk_guard_{forksafe::Rank::vfs_tables, chunk_mu_};
   std::map<std::string, std::pair<std::shared_ptr<Chunk>, std::list<std::string>::iterator>> chunk_map_;
   std::list<std::string> lru_;  // front: most recently used
   std::uint64_t cached_bytes_ = 0;

@@ -17,7 +17,54 @@ namespace {
 constexpr std::uint64_t kCopyLimit = 1ull << 30;  // CopyObject's limit; larger sources copy in parts
 }  // namespace
 
+namespace {
+constinit forksafe::Set g_open_files;
+
+void lock_files(void*) {
+  g_open_files.mu.lock();  // until unlock_files: the set cannot change meanwhile
+  g_open_files.each([](void* p) {
+    auto* f = static_cast<OpenFile*>(p);
+    f->offset_mu.lock();
+    f->dir_mu.lock();
+  });
+}
+void unlock_files(void*) {
+  g_open_files.each([](void* p) {
+    auto* f = static_cast<OpenFile*>(p);
+    f->dir_mu.unlock();
+    f->offset_mu.unlock();
+  });
+  g_open_files.mu.unlock();
+}
+void lock_file_state(void*) {
+  g_open_files.each([](void* p) {
+    auto* f = static_cast<OpenFile*>(p);
+    f->cache_mu.lock();
+    f->lock_mu.lock();
+  });
+}
+void unlock_file_state(void*) {
+  g_open_files.each([](void* p) {
+    auto* f = static_cast<OpenFile*>(p);
+    f->lock_mu.unlock();
+    f->cache_mu.unlock();
+  });
+}
+}  // namespace
+
+const bool g_open_files_fork_safe =
+    (forksafe::add(forksafe::Rank::open_files, forksafe::Hooks{lock_files, unlock_files, unlock_files},
+                   nullptr),
+     forksafe::add(forksafe::Rank::open_file_state,
+                   forksafe::Hooks{lock_file_state, unlock_file_state, unlock_file_state}, nullptr),
+     true);
+
+OpenFile::OpenFile() {
+  g_open_files.insert(fork_member, this);
+}
+
 OpenFile::~OpenFile() {
+  g_open_files.erase(fork_member);
   if (lock_fd >= 0) ::close(lock_fd);
   if (record_fd >= 0) ::close(record_fd);
 }

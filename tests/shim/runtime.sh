@@ -96,4 +96,24 @@ PY
 if timeout 120 "$ossrun_bin" -- bash -c "python3 $work/fsync_rounds.py /oss/bkt/synced.bin > /oss/bkt/synced.bin" 2> "$work/fsync.err"
 then ok; else bad "fsync of a redirected stdout: $(grep -v '^ossshim\[' "$work/fsync.err")"; fi
 [ "$(stat -c %s "$root/bkt/synced.bin")" -eq 2400000 ] && ok || bad "synced.bin: $(stat -c %s "$root/bkt/synced.bin") bytes"
+
+# The same when the program got the pipe itself: dash runs `cmd > /oss/f` in a vfork()ed child
+# (no hand-off), bash runs a command of `{ ...; } > /oss/f` in a forked one. The shell drains the
+# pipe; the program's fsync asks it, and returns once the object (here the emulator's file) holds
+# every byte written before (it was EINVAL, as for any pipe).
+cat > "$work/fsync_pipe.py" <<'PY'
+import os, sys
+sys.stdout.write("x" * 100000)
+sys.stdout.flush()
+os.fsync(1)
+sys.stderr.write("stored %d\n" % os.path.getsize(sys.argv[1]))
+PY
+for sh in "dash:/usr/bin/python3 $work/fsync_pipe.py $root/bkt/fsync-dash > /oss/bkt/fsync-dash:100000" \
+  "bash:{ echo a; /usr/bin/python3 $work/fsync_pipe.py $root/bkt/fsync-bash; } > /oss/bkt/fsync-bash:100002"; do
+  IFS=: read -r shell cmd want <<< "$sh"
+  if out=$(timeout 60 "$ossrun_bin" -- "$shell" -c "$cmd" 2>&1); then ok; else bad "$shell: fsync of a pipe into the prefix: $out"; fi
+  grep -qx "stored $want" <<< "$out" && ok || bad "$shell: fsync returned before $want bytes were stored: $out"
+done
+[ "$(head -c 1 "$root/bkt/fsync-bash")$(tr -d '\na' < "$root/bkt/fsync-bash" | wc -c)" = a100000 ] && ok ||
+  bad "fsync-bash holds $(wc -c < "$root/bkt/fsync-bash") bytes"
 finish
