@@ -28,7 +28,9 @@ enum class Rank : int {
   open_files = 30,       // vfs: the live OpenFile set; each file's offset_mu and dir_mu
   writers = 40,          // upload: the live Writer set; each Writer's operation lock
   open_file_state = 50,  // vfs: each file's cache_mu and lock_mu
-  vfs_tables = 60,       // vfs: files being written, attribute cache, private chunk cache
+  vfs_tables = 60,       // vfs: files being written, attribute cache, private chunk cache, CRC checks
+  whole_crc = 65,        // vfs: each live whole-object CRC64 check (whole_crc.cpp)
+  vfs_warnings = 68,     // vfs: the causes already warned about
   mappings = 70,         // shim/files.cpp: the shared-cache mappings
   cwd = 75,              // shim: the virtual current directory
   cache_handles = 80,    // cache: this process's object handles

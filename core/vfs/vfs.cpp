@@ -499,13 +499,24 @@ void Vfs::after_fork_child(std::vector<std::uint32_t>& pins) {
   new (&lru_) decltype(lru_);
   cached_bytes_ = 0;
   auto client = oss::Client::create(config_, creds_);
-  if (client) {
-    (void)client_.release(), client_ = std::move(client.value());
-    // The uploader calls through a reference to the client: pointed at the new one, or the
-    // child's uploads would share the parent's connections (mixed requests, wrong bodies).
-    new (&uploader_) upload::Uploader(config_, *client_);
-  }
+  // The uploader keeps calling through the old client (leaked, not destroyed): its transport's
+  // pool was emptied in this child (forksafe), so the child's uploads open connections of their
+  // own and never share the parent's. (Constructing a new Uploader in place would register its
+  // fork guard a second time.)
+  if (client) (void)client_.release(), client_ = std::move(client.value());
 }
+
+namespace {
+// Warnings said once per cause (or file) and process.
+std::mutex g_told_mu;
+const bool g_told_fork_safe = (forksafe::add_mutex(forksafe::Rank::vfs_warnings, g_told_mu), true);
+std::set<std::string>* g_told = nullptr;  // guarded by g_told_mu; never freed (exit-time warnings)
+bool first_time(const std::string& what) {
+  std::lock_guard lock(g_told_mu);
+  if (!g_told) g_told = new std::set<std::string>;
+  return g_told->insert(what).second;
+}
+}  // namespace
 
 // ---- The whole-object CRC64 of bytes read past the shared cache ----
 
@@ -569,10 +580,7 @@ std::shared_ptr<cache::Object> Vfs::cached_object(OpenFile& f) {
       f.cached = o.value();
     } else {
       // One warning per cause, not one per object (5,000 small files would print 5,000 lines).
-      static std::mutex told_mu;
-      static std::set<std::string> told;
-      std::lock_guard told_lock(told_mu);
-      if (told.insert(o.error().message).second)
+      if (first_time("past-cache\n" + o.error().message))
         log::warn(o.error().to_string() + " -- reading " + f.display +
                   " past the shared cache (said once; other files with this cause are read the same way)");
     }
@@ -786,10 +794,7 @@ Result<std::optional<Vfs::MapSource>> Vfs::map(OpenFile& f, std::uint64_t off, s
   if (!pin) {
     // Each rank then holds its own copy of the range (fetched once per node, through the cache):
     // worth a warning with the numbers, once per file.
-    static std::mutex told_mu;
-    static std::set<std::string> told;
-    std::lock_guard told_lock(told_mu);
-    if (told.insert(f.display).second) {
+    if (first_time("unpinned\n" + f.display)) {
       auto st = shared_->stats(false);
       log::warn("mmap " + f.display + ": " + util::format_size(end - off) +
                 " cannot be pinned in the shared cache (budget " + util::format_size(st.budget) + ", " +

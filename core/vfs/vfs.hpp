@@ -262,6 +262,7 @@ class Vfs {
 
   // Versions read past the shared cache: bounded, but a failed version stays failed.
   std::mutex crc_mu_;
+  forksafe::Guard crc_guard_{forksafe::Rank::vfs_tables, crc_mu_};
   std::map<std::string, std::shared_ptr<WholeCrc>> crc_checks_;
   std::list<std::string> crc_order_;  // oldest first
 };

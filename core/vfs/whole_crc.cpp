@@ -8,6 +8,30 @@
 
 namespace ossshim::vfs {
 
+namespace {
+constinit forksafe::Set g_checks;
+void lock_checks(void*) {
+  g_checks.mu.lock();
+  g_checks.each([](void* p) { static_cast<WholeCrc*>(p)->fork_lock(); });
+}
+void unlock_checks(void*) {
+  g_checks.each([](void* p) { static_cast<WholeCrc*>(p)->fork_unlock(); });
+  g_checks.mu.unlock();
+}
+const bool g_checks_fork_safe =
+    (forksafe::add(forksafe::Rank::whole_crc, forksafe::Hooks{lock_checks, unlock_checks, unlock_checks},
+                   nullptr),
+     true);
+}  // namespace
+
+WholeCrc::WholeCrc(std::uint64_t size) : size_(size) {
+  g_checks.insert(fork_member_, this);
+}
+
+WholeCrc::~WholeCrc() {
+  g_checks.erase(fork_member_);
+}
+
 WholeCrc::State WholeCrc::add(std::uint64_t off, const char* data, std::size_t len) {
   std::lock_guard lock(mu_);
   if (state_ != State::pending || len == 0 || off >= size_) return state_;

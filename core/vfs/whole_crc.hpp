@@ -10,12 +10,17 @@
 #include <mutex>
 #include <optional>
 
+#include "util/forksafe.hpp"
+
 namespace ossshim::vfs {
 
 class WholeCrc {
  public:
   enum class State { pending, matched, mismatched };
-  explicit WholeCrc(std::uint64_t size) : size_(size) {}
+  explicit WholeCrc(std::uint64_t size);
+  ~WholeCrc();
+  WholeCrc(const WholeCrc&) = delete;
+  WholeCrc& operator=(const WholeCrc&) = delete;
 
   // Bytes [off, off+len) of the object as received. Bytes already folded in are skipped (a
   // re-read of an evicted chunk). Returns the state after: `mismatched` the first time means this
@@ -29,6 +34,9 @@ class WholeCrc {
   // For messages: the CRC64 of the bytes received (once they cover the object) and the server's.
   std::uint64_t computed() const;
   std::uint64_t expected() const;
+  // Around fork (forksafe): held, so that a child never inherits it locked.
+  void fork_lock() { mu_.lock(); }
+  void fork_unlock() { mu_.unlock(); }
 
  private:
   State settle_locked();
@@ -39,6 +47,7 @@ class WholeCrc {
   std::map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> spans_;  // start -> {end, crc}
   std::optional<std::uint64_t> server_;
   State state_ = State::pending;
+  forksafe::Set::Member fork_member_;  // every live check's mu_ is held across fork
 };
 
 }  // namespace ossshim::vfs
