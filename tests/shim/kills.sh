@@ -28,16 +28,18 @@ for run in $(seq 1 24); do
   "$ossrun_bin" cache clear > /dev/null || bad "run $run: cache clear: $("$ossrun_bin" cache clear 2>&1)"
   admin "faults?bandwidth=$((20 + RANDOM % 40))m"
   pids=()
+  victim=$((RANDOM % 3))  # it reads far more than the others, so it is still reading when killed
   for r in 0 1 2; do
     mkfifo "$work/f$run.$r"
-    timeout 120 "$ossrun_bin" -- /usr/bin/python3 "$reader" /oss/bkt/k "$root/bkt/k" 30 $((run * 3 + r)) \
+    n=30
+    [ "$r" -eq "$victim" ] && n=100000
+    timeout 120 "$ossrun_bin" -- /usr/bin/python3 "$reader" /oss/bkt/k "$root/bkt/k" $n $((run * 3 + r)) \
       > "$work/f$run.$r" 2> "$work/o$run.$r.err" &
     pids+=($!)
     exec {fd}< "$work/f$run.$r"
     eval "fd$r=$fd"
   done
   for r in 0 1 2; do eval "read -r _ <&\$fd$r"; done  # all three have started
-  victim=$((RANDOM % 3))
   sleep "0.$(printf '%03d' $((RANDOM % 1000)))"  # the random point (not synchronisation)
   pkill -KILL -P "${pids[$victim]}" || true  # the reader, child of `timeout`
   for r in 0 1 2; do
