@@ -663,6 +663,12 @@ void Cache::drop_locked(layout::ChunkEntry& c, bool punch) {
   futex_wake(&c.state);
 }
 
+void Cache::drop_chunks_locked(const Object& o, bool punch) {
+  const ObjectEntry& e = objects()[o.slot];
+  for (std::uint64_t i = 0; i < o.chunks && e.chunk_entries; ++i)
+    if (ChunkEntry* k = find_locked(o.slot, o.generation, i)) drop_locked(*k, punch);
+}
+
 bool Cache::make_room_locked(std::uint64_t bytes) {
   auto fits = [&] {
     return header_->used_bytes + bytes <= header_->budget &&
@@ -782,8 +788,7 @@ Result<std::shared_ptr<Object>> Cache::object(const ObjectKey& key) {
       log::warn("cache " + dir_ + ": the data file of " + key.display +
                 " was removed or truncated behind the cache's back; dropping its cached chunks (they are "
                 "fetched again)");
-    for (std::uint64_t i = 0; i < handle->chunks && e.chunk_entries; ++i)
-      if (ChunkEntry* k = find_locked(handle->slot, e.generation, i)) drop_locked(*k, false);
+    drop_chunks_locked(*handle, false);
   };
   auto entry_locked = [&]() -> ObjectEntry* {
     ObjectEntry& e = objects()[handle->slot];
@@ -1029,8 +1034,7 @@ Status Cache::complete(Object& o, std::uint64_t index, const ChunkRef& claim, st
         // the object changes is a new version).
         header_->counters.crc_mismatches++;
         e.crc_failed = 1;
-        for (std::uint64_t i = 0; i < o.chunks; ++i)
-          if (ChunkEntry* k = find_locked(o.slot, o.generation, i)) drop_locked(*k, true);
+        drop_chunks_locked(o, true);
         Error err = cache_error(o.key.display, EIO,
                                 "CRC64 of the bytes received (" + std::to_string(whole) +
                                     ") differs from the server's x-oss-hash-crc64ecma (" +
@@ -1064,8 +1068,7 @@ bool Cache::intact(Object& o, std::uint64_t off, std::uint64_t len) {
   if (e.used != 1 || e.generation != o.generation) return false;
   log::warn("cache " + dir_ + ": the data file of " + o.key.display +
             " was truncated behind the cache's back; dropping its cached chunks (they are fetched again)");
-  for (std::uint64_t i = 0; i < o.chunks && e.chunk_entries; ++i)
-    if (ChunkEntry* k = find_locked(o.slot, o.generation, i)) drop_locked(*k, false);
+  drop_chunks_locked(o, false);
   return false;
 }
 
@@ -1112,8 +1115,7 @@ void Cache::mark_damaged(Object& o) {
   if (e.used != 1 || e.generation != o.generation || e.crc_failed) return;
   header_->counters.crc_mismatches++;
   e.crc_failed = 1;
-  for (std::uint64_t i = 0; i < o.chunks; ++i)
-    if (ChunkEntry* k = find_locked(o.slot, o.generation, i)) drop_locked(*k, true);
+  drop_chunks_locked(o, true);
 }
 
 void Cache::count_served(Object& o, std::uint64_t bytes, bool waited) {

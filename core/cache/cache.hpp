@@ -150,6 +150,8 @@ class Cache {
                                                   std::vector<std::string>& forgotten);
   layout::ChunkEntry* insert_locked(std::uint32_t object, std::uint32_t generation, std::uint64_t index);
   void drop_locked(layout::ChunkEntry& c, bool punch);
+  // Every chunk of `o`'s version in the table (a damaged, truncated or replaced object).
+  void drop_chunks_locked(const Object& o, bool punch);
   bool make_room_locked(std::uint64_t bytes);
   bool pinned_locked(const layout::ChunkEntry& c) const;
   bool alive_locked(std::uint32_t process) const;
