@@ -5,9 +5,10 @@
 #   DEMO_SIZE (default 1g), DEMO_SHARDS (4), DEMO_RANKS (4), DEMO_THREADS (8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./tools/install-deps.sh
+./tools/install-deps.sh --demo
 [ -d build ] || meson setup build >/dev/null
-ninja -C build >/dev/null
+echo "demo: building (the first build takes a few minutes)"
+ninja -C build
 
 work=$(mktemp -d /tmp/ossshim-demo-XXXXXX)
 # The demo's own shared cache (on tmpfs, like the default /dev/shm/ossshim-UID), so it starts cold.

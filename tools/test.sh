@@ -27,14 +27,14 @@ run_suite() {
 }
 
 status=0
-run_suite build -- || status=1
+run_suite build -Dwerror=true -- || status=1
 if [ "${OSSSHIM_SANITIZERS:-1}" = 1 ]; then
   # Sanitized builds run the C++ programs (unit and integration suites); the interop suite only
   # exercises third-party clients against the emulator and already ran above.
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug -- --suite unit --suite integration || status=1
+    run_suite build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug -- --suite unit --suite integration || status=1
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-    run_suite build-tsan -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debug -- --suite unit --suite integration || status=1
+    run_suite build-tsan -Dwerror=true -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debug -- --suite unit --suite integration || status=1
 fi
 echo "$passed passed, $failed failed"
 exit $status

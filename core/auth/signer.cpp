@@ -282,7 +282,11 @@ std::string s3v4_canonical_request(const Request& req, const std::vector<std::st
       if (!(c == ' ' && !collapsed.empty() && collapsed.back() == ' ')) collapsed += c;
     s += name + ":" + collapsed + "\n";
   }
-  s += "\n" + join(signed_headers, ';') + "\n" + std::string(payload_hash);
+  // Appended piece by piece: GCC 12 -O3 warns falsely (-Wrestrict) on "\n" + std::string&&.
+  s += '\n';
+  s += join(signed_headers, ';');
+  s += '\n';
+  s += payload_hash;
   return s;
 }
 

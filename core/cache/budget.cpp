@@ -15,6 +15,7 @@
 #include <sstream>
 #include <vector>
 
+#include "config/config.hpp"
 #include "log/log.hpp"
 #include "util/size.hpp"
 
@@ -223,7 +224,7 @@ std::uint64_t cgroup_room(std::uint64_t limit, std::uint64_t usage) {
 }
 
 std::uint64_t minimum_budget(std::uint64_t chunk_size) {
-  return std::max<std::uint64_t>(8 * chunk_size, 64 * kMiB);
+  return std::max<std::uint64_t>(kMinCacheChunks * chunk_size, kMinCacheBytes);
 }
 
 Result<Budget> choose_budget(const BudgetInputs& in) {

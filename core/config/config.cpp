@@ -18,7 +18,7 @@ namespace ossshim {
 
 namespace {
 
-enum class Kind { string, size, duration_ms, count, boolean, signature, addressing, log_level };
+enum class Kind { string, size, duration_ms, duration_s, count, boolean, signature, addressing, log_level };
 
 // One row per setting: the TOML key, its environment variable, how to parse it, where it goes.
 struct Key {
@@ -53,7 +53,7 @@ const std::vector<Key>& keys() {
        &Config::first_byte_timeout_ms},
       {"low_speed_limit", "OSSSHIM_LOW_SPEED_LIMIT", Kind::size, 0, 1ull << 32, nullptr, nullptr,
        &Config::low_speed_bytes},
-      {"low_speed_time", "OSSSHIM_LOW_SPEED_TIME", Kind::count, 1, 3600, nullptr, nullptr,
+      {"low_speed_time", "OSSSHIM_LOW_SPEED_TIME", Kind::duration_s, 1, 3600, nullptr, nullptr,
        &Config::low_speed_seconds},
       {"retries", "OSSSHIM_RETRIES", Kind::count, 0, 20, nullptr, nullptr, &Config::retries},
       {"retry_base", "OSSSHIM_RETRY_BASE", Kind::duration_ms, 1, 60000, nullptr, nullptr,
@@ -148,6 +148,8 @@ const char* expected(Kind kind) {
       return "a size such as 65536, \"64k\", \"8m\", \"16g\"";
     case Kind::duration_ms:
       return "a duration such as 500 (ms), \"500ms\", \"5s\", \"2m\"";
+    case Kind::duration_s:
+      return "a whole number of seconds such as 10 or \"10s\", \"2m\"";
     case Kind::count:
       return "a whole number";
     case Kind::boolean:
@@ -175,13 +177,20 @@ std::optional<std::string> apply(Config& c, const Key& k, const std::string& tex
       return std::nullopt;
     case Kind::size:
     case Kind::count:
-    case Kind::duration_ms: {
+    case Kind::duration_ms:
+    case Kind::duration_s: {
       std::optional<std::uint64_t> v;
+      bool bare = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
       if (k.kind == Kind::size)
         v = util::parse_size(text);
       else if (k.kind == Kind::duration_ms)
         v = parse_duration_ms(text);
-      else if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos && text.size() < 10)
+      else if (k.kind == Kind::duration_s && !bare) {
+        v = parse_duration_ms(text);
+        if (v && *v % 1000 != 0) v.reset();  // whole seconds only
+        if (v) *v /= 1000;
+      } else if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos &&
+                 text.size() < 10)
         v = std::stoull(text);
       if (!v) return std::string("expected ") + expected(k.kind);
       if (auto bad = range_check(*v)) return bad;
@@ -343,6 +352,14 @@ Status finish(Config& c, bool addressing_set) {
   if (!addressing_set) c.addressing = is_ip_or_localhost(e) ? Addressing::path : Addressing::virtual_hosted;
   if (c.retry_max_ms < c.retry_base_ms)
     return config_error("OSSSHIM_RETRY_MAX", "is below OSSSHIM_RETRY_BASE");
+  // The shared cache's own floor, checked here so that ossrun refuses what the library would.
+  std::uint64_t cache_floor = std::max<std::uint64_t>(kMinCacheBytes, kMinCacheChunks * c.chunk_size);
+  if (c.cache_size != 0 && c.cache_size < cache_floor)
+    return config_error("OSSSHIM_CACHE_SIZE",
+                        "got " + util::format_size(c.cache_size) + ", below the shared cache's minimum of " +
+                            util::format_size(cache_floor) + " (" + std::to_string(kMinCacheChunks) +
+                            " chunks of chunk_size, and at least 64 MiB): raise it, or leave it unset "
+                            "for the automatic budget");
   return ok_status();
 }
 
@@ -371,6 +388,27 @@ Result<Config> load(const std::string* toml_text, const std::string& origin, con
 }
 
 }  // namespace
+
+std::vector<std::string> unknown_settings(const char* const* envp) {
+  // Variables of the shim's own that are not settings: the config file, what exec hands on,
+  // where the net library is, and the test harness's.
+  static const char* const kNotSettings[] = {
+      "OSSSHIM_CONFIG",      "OSSSHIM_INHERITED_FDS", "OSSSHIM_NET_LIBRARY",  "OSSSHIM_EMULATOR",
+      "OSSSHIM_SOURCE_ROOT", "OSSSHIM_BUILD_ROOT",    "OSSSHIM_CACHE_READER", "OSSSHIM_SANITIZERS"};
+  std::vector<std::string> out;
+  for (; envp && *envp; ++envp) {
+    std::string_view entry = *envp;
+    if (!entry.starts_with("OSSSHIM_")) continue;
+    std::string name(entry.substr(0, entry.find('=')));
+    bool known = false;
+    for (const Key& k : keys()) known = known || name == k.env;
+    for (const char* n : kNotSettings) known = known || name == n;
+    if (!known)
+      out.push_back("environment variable " + name + " is not a setting and is ignored" +
+                    suggestion(name, true) + " (ossrun --help lists them)");
+  }
+  return out;
+}
 
 std::vector<SettingName> setting_names() {
   std::vector<SettingName> out;

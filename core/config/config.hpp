@@ -79,6 +79,14 @@ struct SettingName {
 };
 std::vector<SettingName> setting_names();
 
+// One warning per OSSSHIM_* variable in `envp` that is no setting (a typo such as
+// OSSSHIM_CHUNK_SZIE would otherwise pass silently), with the nearest name.
+std::vector<std::string> unknown_settings(const char* const* envp);
+
+// The shared cache's floor: cache_size must hold this many chunks, and this many bytes.
+inline constexpr std::uint64_t kMinCacheChunks = 8;
+inline constexpr std::uint64_t kMinCacheBytes = 64ull << 20;
+
 // Parses a TOML document (for tests and for `ossrun --config`); `origin` names it in errors.
 Result<Config> load_config_text(const std::string& toml_text, const std::string& origin,
                                 const EnvLookup& env);

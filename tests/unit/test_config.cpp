@@ -221,6 +221,50 @@ TEST_CASE("bad environment values name the variable", "[config]") {
   CHECK(load_config(env_of({{"OSSSHIM_ENDPOINT", "http://x.com"}, {"OSSSHIM_SIGNATURE", "none"}})).ok());
 }
 
+TEST_CASE("low_speed_time takes whole seconds, with or without a unit", "[config]") {
+  Vars v = kMinimal;
+  for (auto [text, seconds] : {std::pair{"10", 10u}, {"10s", 10u}, {"2m", 120u}, {"3000ms", 3u}}) {
+    v["OSSSHIM_LOW_SPEED_TIME"] = text;
+    auto c = load_config(env_of(v));
+    REQUIRE(c.ok());
+    CHECK(c->low_speed_seconds == seconds);
+  }
+  v["OSSSHIM_LOW_SPEED_TIME"] = "1500ms";
+  CHECK(env_error_of(v).find("whole number of seconds") != std::string::npos);
+  v["OSSSHIM_LOW_SPEED_TIME"] = "0s";
+  CHECK(env_error_of(v).find("out of range") != std::string::npos);
+}
+
+TEST_CASE("a cache_size below the shared cache's floor is refused by the configuration itself", "[config]") {
+  Vars v = kMinimal;
+  v["OSSSHIM_CACHE_SIZE"] = "32m";
+  std::string e = env_error_of(v);
+  CHECK(e.find("OSSSHIM_CACHE_SIZE") != std::string::npos);
+  CHECK(e.find("64.0 MiB") != std::string::npos);
+  v["OSSSHIM_CACHE_SIZE"] = "64m";
+  CHECK(load_config(env_of(v)).ok());
+  v["OSSSHIM_CHUNK_SIZE"] = "16m";  // 8 chunks of 16 MiB: 128 MiB at least
+  CHECK(env_error_of(v).find("128.0 MiB") != std::string::npos);
+  v["OSSSHIM_CACHE_SIZE"] = "128m";
+  CHECK(load_config(env_of(v)).ok());
+}
+
+TEST_CASE("an OSSSHIM_ variable that is no setting is named, with the nearest setting", "[config]") {
+  const char* envp[] = {"OSSSHIM_CHUNK_SZIE=8m",
+                        "OSSSHIM_CHUNK_SIZE=8m",
+                        "OSSSHIM_CONFIG=/x",
+                        "OSSSHIM_INHERITED_FDS=3",
+                        "HOME=/root",
+                        "OSSSHIM_WHATEVER_THIS_IS=1",
+                        nullptr};
+  auto w = unknown_settings(envp);
+  REQUIRE(w.size() == 2);
+  CHECK(w[0].find("OSSSHIM_CHUNK_SZIE is not a setting") != std::string::npos);
+  CHECK(w[0].find("did you mean 'OSSSHIM_CHUNK_SIZE'") != std::string::npos);
+  CHECK(w[1].find("OSSSHIM_WHATEVER_THIS_IS") != std::string::npos);
+  CHECK(w[1].find("did you mean") == std::string::npos);
+}
+
 TEST_CASE("OSSSHIM_CONFIG names a real file", "[config]") {
   char dir[] = "/tmp/ossshim-config-XXXXXX";
   REQUIRE(mkdtemp(dir));

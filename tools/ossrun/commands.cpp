@@ -170,7 +170,7 @@ int stat(const Config& config, bool objects, double watch) {
                   rate(static_cast<double>(s.served - previous.served), t).c_str());
     }
     std::string users;
-    for (pid_t p : s.processes) users += " " + std::to_string(p);
+    for (pid_t p : s.processes) (users += ' ') += std::to_string(p);  // not " " + ...: GCC 12 -Wrestrict
     std::printf("users:%s\n", users.empty() ? " none" : users.c_str());
     for (const auto& o : s.objects)
       std::printf("  %5.1f%% of %-10s origin %-10s served %-10s %s %s\n", pct(o.ready, o.size),

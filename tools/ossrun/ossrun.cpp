@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,7 @@ const std::map<std::string, std::string> kHelp = {
     {"shared_cache", "true (default) or false: a private per-process cache instead"},
     {"cache_persist", "true (default) or false: the last process empties the cache"},
     {"readahead", "largest sequential read-ahead window (default 256m; 0: none)"},
+    {"fetch_lease", "a node-wide fetch with no progress this long is taken over (default 10s)"},
     {"attr_ttl", "metadata cache lifetime (default 60s)"},
     {"negative_ttl", "\"does not exist\" cache lifetime (default 5s)"},
     {"part_size", "multipart upload part size (default 8m)"},
@@ -82,6 +84,7 @@ void usage(FILE* out) {
       "options:\n"
       "  --config FILE              TOML configuration file (OSSSHIM_CONFIG)\n"
       "  --library PATH             libossshim.so to preload (default: found next to ossrun)\n"
+      "  --version                  the version, and the libossshim.so it would preload\n"
       "  --help                     this text\n");
   for (const auto& s : setting_names()) {
     auto help = kHelp.find(s.toml);
@@ -114,7 +117,7 @@ std::string dir_of_self() {
 }
 
 // The library: --library, else the build tree (tools/ossrun/../../shim), else the install libdir.
-std::string find_library(const std::string& given) {
+std::vector<std::string> library_candidates(const std::string& given) {
   std::vector<std::string> candidates;
   if (!given.empty()) {
     candidates.push_back(given);
@@ -123,10 +126,20 @@ std::string find_library(const std::string& given) {
     candidates.push_back(self + "/../../shim/libossshim.so");
     candidates.push_back(OSSSHIM_INSTALL_LIBDIR "/libossshim.so");
   }
-  for (const auto& c : candidates) {
+  return candidates;
+}
+
+std::optional<std::string> locate_library(const std::string& given) {
+  for (const auto& c : library_candidates(given)) {
     char real[PATH_MAX];
-    if (access(c.c_str(), R_OK) == 0 && realpath(c.c_str(), real)) return real;
+    if (access(c.c_str(), R_OK) == 0 && realpath(c.c_str(), real)) return std::string(real);
   }
+  return std::nullopt;
+}
+
+std::string find_library(const std::string& given) {
+  if (auto found = locate_library(given)) return *found;
+  auto candidates = library_candidates(given);
   std::string tried;
   for (const auto& c : candidates) tried += (tried.empty() ? "" : ", ") + c;
   die("libossshim.so not found (tried " + tried + "); build it or pass --library PATH");
@@ -149,6 +162,12 @@ int main(int argc, char** argv) {
     }
     if (arg == "-h" || arg == "--help") {
       usage(stdout);
+      return 0;
+    }
+    if (arg == "--version") {
+      auto found = locate_library(library);
+      std::printf("ossrun %s (%s)\n", OSSSHIM_VERSION,
+                  found ? ("preloads " + *found).c_str() : "libossshim.so not found; pass --library PATH");
       return 0;
     }
     if (arg.rfind("-", 0) != 0) break;  // COMMAND
@@ -176,6 +195,10 @@ int main(int argc, char** argv) {
   if (!after_dashes) {
     std::string sub = argv[i];
     std::vector<std::string> rest(argv + i + 1, argv + argc);
+    // ossrun's own commands say it here; a COMMAND's libossshim.so says it on its first virtual access.
+    if (sub == "warm" || sub == "stat" || sub == "uploads" || sub == "cache")
+      for (const auto& w : ossshim::unknown_settings(environ))
+        std::fprintf(stderr, "ossrun: warning: %s\n", w.c_str());
     if (sub == "warm") {
       if (rest.empty()) die("warm needs at least one PATH under " + config->prefix);
       return ossrun::warm(config.value(), rest);
