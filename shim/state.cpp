@@ -87,7 +87,7 @@ void init_filesystem() {
     return;
   }
   std::string why;
-  if (!log::configure(config->log_level, config->log_file, &why)) log::warn(why);
+  if (!log::configure(config->log_level, config->log_file, &why, config->log_file_size)) log::warn(why);
   for (const auto& w : unknown_settings(environ)) log::warn(w);
   // libcurl, OpenSSL, ISA-L and libunwind: loaded now, the first time the prefix is used.
   const ossshim_net_api* net = load_net(&why);

@@ -86,6 +86,7 @@ const std::vector<Key>& keys() {
        &Config::spool_writes},
       {"log", "OSSSHIM_LOG", Kind::log_level},
       {"log_file", "OSSSHIM_LOG_FILE", Kind::string, 0, 0, &Config::log_file},
+      {"log_file_size", "OSSSHIM_LOG_FILE_SIZE", Kind::size, 0, 0, nullptr, &Config::log_file_size},
   };
   return table;
 }

@@ -62,7 +62,8 @@ struct Config {
 
   // Logging
   log::Level log_level = log::Level::warn;
-  std::string log_file;  // empty: stderr
+  std::string log_file;                       // empty: stderr
+  std::uint64_t log_file_size = 64ull << 20;  // log_file is rotated to log_file.1 past this (0: never)
 
   // Where the file came from, for messages ("" when none).
   std::string config_file;

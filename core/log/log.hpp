@@ -2,6 +2,7 @@
 // line so lines from several processes never interleave. Never pass a secret to it.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -15,10 +16,12 @@ std::string_view level_name(Level level);
 
 // Configure once (the shim at start-up, tools from main). path empty means stderr.
 // Returns false (and keeps logging to stderr) if the file cannot be opened; `why` says why.
-bool configure(Level level, const std::string& path, std::string* why = nullptr);
+// A file's lines start with an ISO-8601 UTC timestamp; past `rotate_at` bytes (0: never) the
+// file is renamed PATH.1 (replacing the previous one) and a new PATH is started.
+bool configure(Level level, const std::string& path, std::string* why = nullptr, std::uint64_t rotate_at = 0);
 bool enabled(Level level);
 
-// "ossshim[pid] LEVEL: message\n"
+// "ossshim[pid] LEVEL: message\n" (a log file: "2026-12-02T18:45:01.123Z ossshim[pid] LEVEL: ...")
 void write(Level level, std::string_view message);
 
 inline void error(std::string_view m) {

@@ -2,9 +2,12 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <thread>
+#include <vector>
 
 #include "config/config.hpp"
 #include "log/log.hpp"
@@ -335,6 +338,65 @@ TEST_CASE("the shim's own files under the virtual prefix are a configuration err
             .find("under the virtual") != std::string::npos);
 }
 
+namespace {
+// "2026-12-02T18:45:01.123Z ": the ISO-8601 UTC timestamp that starts a log file's lines.
+constexpr std::size_t kStampLength = 25;
+bool stamped(const std::string& line) {
+  if (line.size() < kStampLength) return false;
+  const char* shape = "dddd-dd-ddTdd:dd:dd.dddZ ";
+  for (std::size_t i = 0; i < kStampLength; ++i)
+    if (shape[i] == 'd' ? !std::isdigit(static_cast<unsigned char>(line[i])) : line[i] != shape[i])
+      return false;
+  return line.compare(0, 2, "20") == 0;
+}
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t at = 0;
+  for (std::size_t nl; (nl = text.find('\n', at)) != std::string::npos; at = nl + 1)
+    out.push_back(text.substr(at, nl - at));
+  if (at != text.size()) out.push_back(text.substr(at));  // an unterminated (torn) line
+  return out;
+}
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+}  // namespace
+
+TEST_CASE("a log file is rotated past its size, and lines stay whole across threads", "[log]") {
+  char dir[] = "/tmp/ossshim-logrot-XXXXXX";
+  REQUIRE(mkdtemp(dir));
+  std::string path = std::string(dir) + "/shim.log";
+  REQUIRE(log::configure(log::Level::info, path, nullptr, 4096));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([t] {
+      for (int i = 0; i < 300; ++i)
+        log::info("thread " + std::to_string(t) + " line " + std::to_string(i) + " padding");
+    });
+  for (auto& th : threads) th.join();
+  log::info("the last line");
+  log::configure(log::Level::warn, "");
+  std::string current = slurp(path), previous = slurp(path + ".1");
+  CHECK(!previous.empty());                 // rotated at least once (300 lines x 4 >> 4 KiB)
+  CHECK(previous.size() >= 4096);           // rotated only past the limit...
+  CHECK(current.size() < 4096 + 2 * 1024);  // ...and soon after it
+  std::size_t seen = 0;
+  for (const std::string* text : {&previous, &current})
+    for (const auto& line : lines_of(*text)) {
+      ++seen;
+      INFO(line);
+      CHECK(stamped(line));
+      CHECK(line.find("] info: ") != std::string::npos);
+      CHECK((line.ends_with(" padding") || line.ends_with("the last line")));
+    }
+  CHECK(seen > 10);
+  CHECK(current.ends_with("the last line\n"));
+  unlink(path.c_str());
+  unlink((path + ".1").c_str());
+  rmdir(dir);
+}
+
 TEST_CASE("log lines are whole, prefixed and filtered by level", "[log]") {
   char path[] = "/tmp/ossshim-log-XXXXXX";
   int fd = mkstemp(path);
@@ -348,7 +410,11 @@ TEST_CASE("log lines are whole, prefixed and filtered by level", "[log]") {
   std::ifstream in(path);
   std::string all((std::istreambuf_iterator<char>(in)), {});
   std::string pid = std::to_string(getpid());
-  CHECK(all == "ossshim[" + pid + "] info: shown info\nossshim[" + pid + "] error: shown error\n");
+  auto lines = lines_of(all);
+  REQUIRE(lines.size() == 2);
+  CHECK(stamped(lines[0]));
+  CHECK(lines[0].substr(kStampLength) == "ossshim[" + pid + "] info: shown info");
+  CHECK(lines[1].substr(kStampLength) == "ossshim[" + pid + "] error: shown error");
   std::string why;
   CHECK_FALSE(log::configure(log::Level::info, "/nonexistent-dir/x.log", &why));
   CHECK(why.find("/nonexistent-dir/x.log") != std::string::npos);
