@@ -543,7 +543,9 @@ int fail(const Error& e) {
   // Programs probe: a missing file or a file where a directory was expected is routine, logged
   // only at debug level (so is ENOTEMPTY: rm -r and rimraf try rmdir first). Everything else (server
   // refusals, network, writes) is a warning.
-  if (e.err == ENOENT || e.err == ENOTDIR || e.err == EISDIR || e.err == EEXIST || e.err == ENOTEMPTY)
+  // EROFS: read_only said so once already (Vfs::refuse_if_read_only).
+  if (e.err == ENOENT || e.err == ENOTDIR || e.err == EISDIR || e.err == EEXIST || e.err == ENOTEMPTY ||
+      e.err == EROFS)
     log::debug(e.to_string());
   else
     log::warn(e.to_string());

@@ -97,6 +97,7 @@ int fill_statx(int fd, const vfs::VPath* p, struct statx* stx, bool follow = tru
 int access_virtual(const vfs::VPath& p, int mode) {
   vfs::Attr a;
   if (stat_virtual(p, a) != 0) return -1;
+  if (vfs::Vfs* fs = filesystem(); (mode & W_OK) && fs && fs->config().read_only) return fail(EROFS);
   if ((mode & X_OK) && !a.dir) return fail(EACCES);
   return 0;
 }
@@ -224,7 +225,17 @@ bool rename_virtual(int fromfd, const char* from, int tofd, const char* to, unsi
 // Times, modes and owners: accepted when the path exists (tar, cp -p, shutil.copy2 and
 // downloaders set them); OSS keeps none of them.
 // follow false (lchown, lutimes, AT_SYMLINK_NOFOLLOW): a symlink itself, dangling or not.
+// read_only: an attribute change on a virtual fd is EROFS, as on a read-only mount; else accepted.
+int accept_fd_attribute_change() {
+  vfs::Vfs* fs = filesystem();
+  return fs && fs->config().read_only ? fail(EROFS) : 0;
+}
+
 int accept_attribute_change(const vfs::VPath& p, bool follow = true) {
+  if (vfs::Vfs* fs = filesystem(); fs && fs->config().read_only) {
+    auto ro = fs->refuse_if_read_only("change attributes of", p);
+    return fail(ro.error());
+  }
   if (follow) {
     vfs::Attr a;
     return stat_virtual(p, a);
@@ -448,7 +459,7 @@ int lsetxattr(const char* path, const char* name, const void* value, size_t size
 }
 int fsetxattr(int fd, const char* name, const void* value, size_t size, int flags) {
   if (!virtual_fd(fd)) return REAL(fsetxattr)(fd, name, value, size, flags);
-  return 0;
+  return accept_fd_attribute_change();
 }
 int removexattr(const char* path, const char* name) {
   WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path), REAL(removexattr)(path, name));
@@ -458,7 +469,7 @@ int lremovexattr(const char* path, const char* name) {
 }
 int fremovexattr(int fd, const char* name) {
   if (!virtual_fd(fd)) return REAL(fremovexattr)(fd, name);
-  return 0;
+  return accept_fd_attribute_change();
 }
 
 extern "C++" {
@@ -610,7 +621,7 @@ int fchmodat(int dirfd, const char* path, mode_t mode, int flags) {
 }
 int fchmod(int fd, mode_t mode) {
   if (!virtual_fd(fd)) return REAL(fchmod)(fd, mode);
-  return 0;
+  return accept_fd_attribute_change();
 }
 int chown(const char* path, uid_t uid, gid_t gid) {
   WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path), REAL(chown)(path, uid, gid));
@@ -624,7 +635,7 @@ int fchownat(int dirfd, const char* path, uid_t uid, gid_t gid, int flags) {
 }
 int fchown(int fd, uid_t uid, gid_t gid) {
   if (!virtual_fd(fd)) return REAL(fchown)(fd, uid, gid);
-  return 0;
+  return accept_fd_attribute_change();
 }
 int utime(const char* path, const struct utimbuf* times) {
   WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path), REAL(utime)(path, times));
@@ -637,17 +648,18 @@ int lutimes(const char* path, const struct timeval times[2]) {
 }
 int futimes(int fd, const struct timeval times[2]) {
   if (!virtual_fd(fd)) return REAL(futimes)(fd, times);
-  return 0;
+  return accept_fd_attribute_change();
 }
 int futimens(int fd, const struct timespec times[2]) {
   if (!virtual_fd(fd)) return REAL(futimens)(fd, times);
-  return 0;
+  return accept_fd_attribute_change();
 }
 int utimensat(int dirfd, const char* path, const struct timespec times[2], int flags) {
   // futimens reaches here with a null path in some glibc versions (declared nonnull, hence the
   // volatile read).
   const char* volatile checked = path;
-  if (checked == nullptr) return virtual_fd(dirfd) ? 0 : REAL(utimensat)(dirfd, path, times, flags);
+  if (checked == nullptr)
+    return virtual_fd(dirfd) ? accept_fd_attribute_change() : REAL(utimensat)(dirfd, path, times, flags);
   WITH_TARGET(dirfd, path, accept_attribute_change(t.path, !(flags & AT_SYMLINK_NOFOLLOW)),
               REAL(utimensat)(dirfd, path, times, flags));
 }

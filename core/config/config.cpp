@@ -84,6 +84,7 @@ const std::vector<Key>& keys() {
        &Config::stage_writes},
       {"spool_writes", "OSSSHIM_SPOOL_WRITES", Kind::boolean, 0, 0, nullptr, nullptr, nullptr,
        &Config::spool_writes},
+      {"read_only", "OSSSHIM_READ_ONLY", Kind::boolean, 0, 0, nullptr, nullptr, nullptr, &Config::read_only},
       {"log", "OSSSHIM_LOG", Kind::log_level},
       {"log_file", "OSSSHIM_LOG_FILE", Kind::string, 0, 0, &Config::log_file},
       {"log_file_size", "OSSSHIM_LOG_FILE_SIZE", Kind::size, 0, 0, nullptr, &Config::log_file_size},

@@ -59,6 +59,7 @@ struct Config {
   std::uint64_t staging_reserve = 1ull << 30;  // free space a staged file must leave
   bool stage_writes = false;                   // true: stage every written file (any pattern)
   bool spool_writes = true;  // keep a local copy of streamed parts, so a later rewrite behind them works
+  bool read_only = false;    // every write, namespace change and attribute change under the prefix: EROFS
 
   // Logging
   log::Level log_level = log::Level::warn;

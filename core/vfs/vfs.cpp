@@ -1,6 +1,7 @@
 #include "vfs/vfs.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <set>
@@ -124,7 +125,19 @@ Result<std::string> Vfs::readlink(const VPath& p) {
   return link_text(real.key, a->target);
 }
 
+Status Vfs::refuse_if_read_only(const char* op, const VPath& p) {
+  if (!config_.read_only) return ok_status();
+  static std::atomic<bool> warned{false};
+  if (!warned.exchange(true))
+    log::warn(display(p) + ": " + op +
+              " refused with EROFS: read_only is set (OSSSHIM_READ_ONLY); unset it to "
+              "write under " +
+              config_.prefix + " (further refusals are not logged)");
+  return error_for(op, p, EROFS, "read_only is set");
+}
+
 Status Vfs::symlink(std::string_view text, const VPath& link) {
+  if (auto ro = refuse_if_read_only("symlink", link); !ro) return ro;
   if (link.is_prefix_root() || link.is_bucket_root()) return error_for("symlink", link, EEXIST, "exists");
   if (text.empty()) return error_for("symlink", link, ENOENT, "empty target");
   VPath real;  // the link's place, its directory reached through any symlinks

@@ -117,6 +117,9 @@ class Vfs {
   // one under this bucket's directory. Stored as an OSS symlink object whose target is the key
   // named; readlink shows it relative again. EPERM for a target outside the bucket.
   Status symlink(std::string_view text, const VPath& link);
+  // With read_only set, EROFS for `op` on `p` (one warn line per process, naming the setting);
+  // otherwise ok. Every mutating entry point below calls it first.
+  Status refuse_if_read_only(const char* op, const VPath& p);
   Result<std::vector<DirEntry>> list(const VPath& p);
   // follow false: a symlink is not opened (ELOOP), as with O_NOFOLLOW.
   Result<std::shared_ptr<OpenFile>> open(const VPath& p, bool follow = true);

@@ -175,6 +175,7 @@ Status Vfs::claim_create(OpenFile& f) {
 }
 
 Result<std::shared_ptr<OpenFile>> Vfs::open_write(const VPath& given, int flags) {
+  if (auto ro = refuse_if_read_only("open", given); !ro) return ro.error();
   if (given.is_prefix_root() || given.is_bucket_root())
     return error_for("open", given, EISDIR, "is a directory");
   // Through a symlink: its target is written (and created, for a dangling link with O_CREAT).
@@ -303,6 +304,7 @@ Status Vfs::truncate(const VPath& p, std::uint64_t size) {
 }
 
 Status Vfs::unlink(const VPath& given) {
+  if (auto ro = refuse_if_read_only("unlink", given); !ro) return ro;
   if (given.is_prefix_root() || given.is_bucket_root())
     return error_for("unlink", given, EISDIR, "is a directory");
   VPath p;  // a symlink is removed itself, not its target
@@ -315,6 +317,7 @@ Status Vfs::unlink(const VPath& given) {
 }
 
 Status Vfs::mkdir(const VPath& p) {
+  if (auto ro = refuse_if_read_only("mkdir", p); !ro) return ro;
   if (p.is_prefix_root() || p.is_bucket_root()) return error_for("mkdir", p, EEXIST, "exists");
   auto st = lstat(p);
   if (st) return error_for("mkdir", p, EEXIST, "exists");
@@ -328,6 +331,7 @@ Status Vfs::mkdir(const VPath& p) {
 }
 
 Status Vfs::rmdir(const VPath& p) {
+  if (auto ro = refuse_if_read_only("rmdir", p); !ro) return ro;
   if (p.is_prefix_root() || p.is_bucket_root())
     return error_for("rmdir", p, EBUSY, "a bucket is not removed through the prefix");
   auto st = lstat(p);
@@ -391,6 +395,7 @@ Status Vfs::move_link(const VPath& from, const VPath& to, const std::string& tar
 }
 
 Status Vfs::rename(const VPath& from, const VPath& to) {
+  if (auto ro = refuse_if_read_only("rename", from); !ro) return ro;
   if (from.is_prefix_root() || from.is_bucket_root() || to.is_prefix_root() || to.is_bucket_root())
     return error_for("rename", from, EBUSY, "buckets are not renamed through the prefix");
   if (from.bucket == to.bucket && from.key == to.key) return ok_status();

@@ -55,6 +55,7 @@ const std::map<std::string, std::string> kHelp = {
     {"spool_writes", "true (default) or false: keep a local copy of streamed parts in staging_dir"},
     {"log", "error, warn (default), info or debug"},
     {"log_file", "append log lines to this file (default stderr)"},
+    {"read_only", "false (default) or true: every write or namespace change under the prefix is EROFS"},
     {"log_file_size", "rotate log_file to log_file.1 past this size (default 64m; 0: never)"},
 };
 
