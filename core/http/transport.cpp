@@ -180,6 +180,28 @@ bool server_works(const Request& req) {
 constexpr std::uint32_t kServerWorkMs = 600000;
 }  // namespace
 
+namespace {
+// What a connection failure most likely means, with the fix ("" when nothing useful can be said).
+std::string connection_hint(CURLcode rc, const std::string& text, const std::string& endpoint) {
+  bool https = endpoint.rfind("https://", 0) == 0;
+  // A plain-HTTP server answers a TLS hello with text ("wrong version number") or by hanging up.
+  if (rc == CURLE_SSL_CONNECT_ERROR && https) {
+    bool plain = text.find("wrong version number") != std::string::npos;
+    return std::string(plain ? "; the server answers plain HTTP, not TLS" : "; the TLS handshake failed") +
+           ": if the server speaks plain HTTP, write the endpoint as http://" + endpoint.substr(8) +
+           " (OSSSHIM_ENDPOINT; no scheme means https)";
+  }
+  if (rc == CURLE_COULDNT_RESOLVE_HOST)
+    return "; check the host name in OSSSHIM_ENDPOINT (" + endpoint +
+           ") and the bucket, with virtual addressing the bucket is part of it";
+  if (rc == CURLE_COULDNT_CONNECT)
+    return "; nothing accepts connections at OSSSHIM_ENDPOINT (" + endpoint + "): check the host and port";
+  if (rc == CURLE_PEER_FAILED_VERIFICATION)
+    return "; the server's certificate is not trusted: set ca_file (OSSSHIM_CA_FILE) to its CA bundle";
+  return "";
+}
+}  // namespace
+
 Result<Response> CurlTransport::attempt(Exchange& x, Clock::time_point deadline) {
   Attempt a;
   a.exchange = &x;
@@ -283,6 +305,7 @@ Result<Response> CurlTransport::attempt(Exchange& x, Clock::time_point deadline)
     e.err = rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : EIO;
     e.code = curl_easy_strerror(rc);
     e.message = errbuf[0] ? std::string(util::trim(errbuf)) : std::string(curl_easy_strerror(rc));
+    e.message += connection_hint(rc, e.message, config_.endpoint);
   }
   return e;
 }

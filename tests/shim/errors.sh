@@ -22,7 +22,13 @@ OSS_ACCESS_KEY_SECRET=wrong-secret-value expect_err "wrong secret" "cat: $f: Per
 grep -q 'HTTP 403 SignatureDoesNotMatch.*request-id [0-9A-F]\+ \[EACCES\]' "$work/err" && ok || bad "403 log line: $(cat "$work/err")"
 grep -q wrong-secret-value "$work/err" && bad "the secret was logged" || ok
 expect_err "endpoint down" "cat: $f: Input/output error" "$ossrun_bin" --endpoint http://127.0.0.1:1 --retries 1 -- cat $f
-grep -q "Couldn't connect" "$work/err" && ok || bad "connect log line: $(cat "$work/err")"
+grep -q "Couldn't connect.*nothing accepts connections at OSSSHIM_ENDPOINT (http://127.0.0.1:1): check the host and port" "$work/err" && ok ||
+  bad "connect log line: $(cat "$work/err")"
+# An endpoint without a scheme is https; against a plain-HTTP server the error says to add http://.
+hostport=${endpoint#http://}
+expect_err "https to an http server" "cat: $f: Input/output error" "$ossrun_bin" --endpoint "$hostport" --retries 0 -- cat $f
+grep -q "if the server speaks plain HTTP, write the endpoint as http://$hostport (OSSSHIM_ENDPOINT; no scheme means https)" "$work/err" && ok ||
+  bad "https-to-http log line: $(cat "$work/err")"
 # A burst of 503s shorter than the retries is absorbed; a persistent 500 is EIO.
 admin "faults?error_status=503&error_count=2"
 out=$("$ossrun_bin" -- cat $f) && [ "$out" == hello ] && ok || bad "503 burst not absorbed"
