@@ -623,10 +623,12 @@ Claim Cache::wait(Object& o, std::uint64_t index, ChunkRef& ref) {
         } else if (owner != process_) {
           if (!alive_locked(owner)) return take_over_locked(o, index, *c, ref, "has exited");
           if (stalled_locked(owner, *c))
-            return take_over_locked(
-                o, index, *c, ref,
-                ("made no progress for " + std::to_string(lease_ms_ / 1000) + " s (stopped or stuck)")
-                    .c_str());
+            return take_over_locked(o, index, *c, ref,
+                                    ("made no progress for " +
+                                     (lease_ms_ % 1000 ? std::to_string(lease_ms_) + " ms"
+                                                       : std::to_string(lease_ms_ / 1000) + " s") +
+                                     " (stopped or stuck)")
+                                        .c_str());
         }
         word = &c->state;
       }
