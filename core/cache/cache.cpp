@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <tuple>
 
 #include "cache/budget.hpp"
 #include "cache/control.hpp"
@@ -846,6 +847,70 @@ void Cache::unpin(std::uint32_t slot) {
   Lock locked(*this);
   PinEntry& p = pins()[slot];
   if (p.used && p.process == process_) p.used = 0;
+}
+
+Cache::VerifyReport Cache::verify() {
+  VerifyReport report;
+  if (unusable() || read_only_) return report;
+  struct Item {
+    Pending where;
+    std::uint32_t slot, seq;
+    std::uint64_t crc;
+    std::string name;
+  };
+  std::vector<Item> items;
+  {
+    Lock locked(*this);
+    for (std::uint32_t k = 0; k < header_->chunk_capacity; ++k) {
+      ChunkEntry& c = chunks()[k];
+      if (c.state.load() != kReady) continue;
+      items.push_back({pending_locked(c), k, c.seq.load(), c.crc64, objects()[c.object].name});
+    }
+  }
+  // Reading and hashing happen outside the node lock; a chunk evicted or refetched meanwhile
+  // (seq changed) is not judged.
+  std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+    return std::tie(a.where.path, a.where.at) < std::tie(b.where.path, b.where.at);
+  });
+  std::vector<char> buf(chunk_size_);
+  std::string open_path;
+  int fd = -1;
+  for (const Item& it : items) {
+    if (it.where.path != open_path) {
+      if (fd >= 0) ::close(fd);
+      open_path = it.where.path;
+      fd = ::open(it.where.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      struct stat st;
+      if (fd >= 0 && (::fstat(fd, &st) != 0 || static_cast<std::uint64_t>(st.st_ino) != it.where.inode)) {
+        ::close(fd);  // replaced behind the table's back: object() drops those chunks on next use
+        fd = -1;
+      }
+    }
+    if (fd < 0) continue;
+    ssize_t got = ::pread(fd, buf.data(), it.where.bytes, static_cast<off_t>(it.where.at));
+    std::uint64_t crc = got > 0 ? util::crc64_update(0, buf.data(), static_cast<std::size_t>(got)) : 0;
+    ChunkRef ref{it.slot, it.seq, 0, it.crc};
+    if (!still_valid(ref)) continue;
+    ++report.chunks;
+    report.bytes += it.where.bytes;
+    if (got == static_cast<ssize_t>(it.where.bytes) && crc == it.crc) continue;
+    Batch dropped;
+    {
+      Lock locked(*this);
+      ChunkEntry* c = find_locked(it.where.object, it.where.generation, it.where.index);
+      if (c && c->state.load() == kReady && c->seq.load() == it.seq) {
+        ++report.mismatches;
+        report.dropped.push_back(it.name + " chunk " + std::to_string(it.where.index));
+        log::warn("cache " + dir_ + ": chunk " + std::to_string(it.where.index) + " of " + it.name +
+                  " differs from the bytes its fetcher stored (the data file was overwritten); dropping it "
+                  "(fetched again when read)");
+        drop_locked(*c, &dropped);
+      }
+    }
+    finish_evictions(dropped);
+  }
+  if (fd >= 0) ::close(fd);
+  return report;
 }
 
 Stats Cache::stats(bool per_object) const {

@@ -127,6 +127,15 @@ class Cache {
   void unpin(std::uint32_t pin);
 
   Stats stats(bool per_object) const;
+
+  // Reads every ready chunk back from its data file and compares its CRC64 with the one its
+  // fetcher stored: a data file overwritten in place (which no other check sees: the file is still
+  // whole and the table's) loses exactly the chunks that differ, fetched again when next read.
+  struct VerifyReport {
+    std::uint64_t chunks = 0, bytes = 0, mismatches = 0;
+    std::vector<std::string> dropped;  // "/oss/bucket/key chunk N" per mismatch
+  };
+  VerifyReport verify();
   // Removes every data file and the control file; refuses (naming the pids) while others use it.
   static Status clear(const Config& config);
 
