@@ -385,14 +385,17 @@ Result<std::shared_ptr<Object>> Cache::object(const ObjectKey& key) {
     ObjectEntry& e = objects()[*slot];
     if (e.used != 1) {  // a new entry
       e.used = 1;
-      ++e.generation;
+      // generation and crc_verified are read without the lock (verified(), server_crc()): the
+      // generation changes first, so a reader never pairs the old version's flag with a new one.
+      __atomic_store_n(&e.generation, e.generation + 1, __ATOMIC_RELEASE);
+      __atomic_store_n(&e.crc_verified, 0u, __ATOMIC_RELEASE);
       std::memcpy(e.id, id, sizeof id);
       e.identity_len = static_cast<std::uint32_t>(material.size());
       std::memcpy(e.identity, material.data(), material.size());
       e.size = key.size;
       e.crc64 = 0;
       e.has_crc = 0;
-      e.chunk_entries = e.ready_chunks = e.crc_verified = e.crc_failed = 0;
+      e.chunk_entries = e.ready_chunks = e.crc_failed = 0;
       e.data_inode = 0;
       e.origin_bytes = 0;
       e.served_bytes = 0;
@@ -692,7 +695,7 @@ Status Cache::complete(Object& o, std::uint64_t index, const ChunkRef& claim, st
             whole = util::crc64_combine(whole, k->crc64, k->bytes);
         }
         if (complete_set && whole == e.crc64.load()) {
-          e.crc_verified = 1;
+          __atomic_store_n(&e.crc_verified, 1u, __ATOMIC_RELEASE);
           header_->counters.crc_checked++;
         } else if (complete_set) {
           // Sticky: every later read of this version fails too, in every process (a reopen after
@@ -756,7 +759,7 @@ bool Cache::still_valid(const ChunkRef& ref) const {
 void Cache::note_crc(Object& o, std::uint64_t crc) {
   if (unusable()) return;
   ObjectEntry& e = objects()[o.slot];
-  if (e.has_crc.load() || e.generation != o.generation) return;
+  if (e.has_crc.load() || __atomic_load_n(&e.generation, __ATOMIC_ACQUIRE) != o.generation) return;
   Lock locked(*this);
   if (e.has_crc.load() || e.generation != o.generation) return;
   e.crc64 = crc;
@@ -765,19 +768,25 @@ void Cache::note_crc(Object& o, std::uint64_t crc) {
 
 std::optional<std::uint64_t> Cache::server_crc(const Object& o) const {
   if (unusable()) return std::nullopt;
+  // Lock-free (every read of an object not yet verified asks): the CRC is published before
+  // has_crc, and the generation, read last, says the slot still holds this version.
   const ObjectEntry& e = objects()[o.slot];
   if (!e.has_crc.load(std::memory_order_acquire)) return std::nullopt;
   std::uint64_t crc = e.crc64.load(std::memory_order_acquire);
-  Lock locked(*this);
-  if (e.used != 1 || e.generation != o.generation) return std::nullopt;  // the slot was reused
+  if (__atomic_load_n(&e.generation, __ATOMIC_ACQUIRE) != o.generation) return std::nullopt;  // reused
   return crc;
 }
 
 bool Cache::verified(const Object& o) const {
+  // Asked on every read: lock-free, and once true it stays true for this handle (this version's
+  // bytes matched the server's CRC64 as a whole; a later damage report fails claims instead).
+  if (o.verified.load(std::memory_order_relaxed)) return true;
   if (unusable()) return false;
-  Lock locked(*this);
   const ObjectEntry& e = objects()[o.slot];
-  return e.used == 1 && e.generation == o.generation && e.crc_verified;
+  bool yes = __atomic_load_n(&e.crc_verified, __ATOMIC_ACQUIRE) != 0 &&
+             __atomic_load_n(&e.generation, __ATOMIC_ACQUIRE) == o.generation;
+  if (yes) o.verified.store(true, std::memory_order_relaxed);
+  return yes;
 }
 
 void Cache::mark_damaged(Object& o) {
@@ -799,7 +808,7 @@ void Cache::count_served(Object& o, std::uint64_t bytes, bool waited) {
   header_->counters.served_bytes += bytes;
   if (waited) header_->counters.waited_bytes += bytes;
   ObjectEntry& e = objects()[o.slot];
-  if (e.generation == o.generation) e.served_bytes += bytes;
+  if (__atomic_load_n(&e.generation, __ATOMIC_ACQUIRE) == o.generation) e.served_bytes += bytes;
 }
 
 void Cache::count_uncached(std::uint64_t bytes) {

@@ -44,6 +44,7 @@ struct Object {
   int fd = -1;
   std::uint64_t inode = 0;  // of `fd`: chunks count only while the table names this file
   std::uint64_t chunks = 0;
+  mutable std::atomic<bool> verified{false};  // Cache::verified() said yes once: it stays yes
   ~Object();
 };
 
