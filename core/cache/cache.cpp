@@ -1,27 +1,21 @@
 #include "cache/cache.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
-#include <linux/futex.h>
-#include <signal.h>
-#include <sys/file.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <climits>
 #include <cstring>
-#include <ctime>
 #include <fstream>
 #include <tuple>
 
 #include "cache/budget.hpp"
+#include "cache/control.hpp"
+#include "cache/eviction.hpp"
 #include "cache/guard.hpp"
+#include "cache/table.hpp"
 #include "log/log.hpp"
 #include "util/crc64.hpp"
 #include "util/encode.hpp"
@@ -36,211 +30,11 @@ const char* const kSpaceAdvice =
 namespace {
 using namespace layout;  // the shared records: Header, *Entry, k* constants
 
-constexpr std::uint32_t kObjectCapacity = 4096;
-constexpr std::uint32_t kProcessCapacity = 1024;
-constexpr std::uint32_t kPinCapacity = 8192;
-constexpr std::uint64_t kPage = 4096;
 constexpr int kWaitSliceMs = 50;  // a dead fetcher is noticed within this
-
-std::uint64_t round_page(std::uint64_t n) {
-  return (n + kPage - 1) / kPage * kPage;
-}
-
-std::uint64_t mix(std::uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdull;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ull;
-  x ^= x >> 33;
-  return x;
-}
-
-// A 128-bit identity hash of a byte string: two independent 64-bit lanes. Not OpenSSL's SHA-256 on
-// purpose: reads from atexit handlers and static destructors may come after OpenSSL's clean-up.
-}  // namespace
-
-// Shared with node.cpp.
-void identity_hash(std::string_view data, std::uint8_t out[16]) {
-  std::uint64_t a = 0x9e3779b97f4a7c15ull ^ data.size(), b = 0xd6e8feb86659fd93ull + data.size();
-  for (unsigned char ch : data) {
-    a = (a ^ ch) * 0x100000001b3ull;                       // FNV-1a step
-    b = (b + ch + 1) * 0xff51afd7ed558ccdull + (b >> 29);  // a multiplicative lane
-  }
-  a = mix(a ^ mix(b));
-  b = mix(b ^ 0x2545f4914f6cdd1dull);
-  std::memcpy(out, &a, 8);
-  std::memcpy(out + 8, &b, 8);
-}
-
-namespace {
-
-std::uint64_t monotonic_ms() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1000 + static_cast<std::uint64_t>(ts.tv_nsec) / 1000000;
-}
-
-// Liveness is a kernel-held lock, not a pid: byte `slot` of the `procs` file is OFD-write-locked by
-// the process in that slot. The kernel releases it when the process exits (before it is reaped, so a
-// zombie is dead), and OFD locks ignore pids, so it holds across PID namespaces and containers.
-struct flock slot_lock(short type, std::uint32_t slot) {
-  struct flock l {};
-  l.l_type = type;
-  l.l_whence = SEEK_SET;
-  l.l_start = static_cast<off_t>(slot);
-  l.l_len = 1;
-  return l;
-}
-bool try_hold_slot(int procs_fd, std::uint32_t slot) {
-  struct flock l = slot_lock(F_WRLCK, slot);
-  return ::fcntl(procs_fd, F_OFD_SETLK, &l) == 0;
-}
-void release_slot(int procs_fd, std::uint32_t slot) {
-  struct flock l = slot_lock(F_UNLCK, slot);
-  ::fcntl(procs_fd, F_OFD_SETLK, &l);
-}
-bool slot_held_by_other(int procs_fd, std::uint32_t slot) {
-  struct flock l = slot_lock(F_WRLCK, slot);
-  if (::fcntl(procs_fd, F_OFD_GETLK, &l) != 0) return true;  // cannot tell: never take over a live one
-  return l.l_type != F_UNLCK;
-}
-int open_procs(const std::string& dir) {
-  return ::open((dir + "/procs").c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-}
-
-void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected, int ms) {
-  timespec ts{ms / 1000, (ms % 1000) * 1000000L};
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT, expected, &ts, nullptr, 0);
-}
-
-void futex_wake(std::atomic<std::uint32_t>* word) {
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
-}
 
 std::string errno_text(int err) {
   return std::strerror(err);
 }
-
-}  // namespace
-
-// Shared with budget.cpp: every cache error has the same shape (op "cache", the place, why).
-Error cache_error(const std::string& target, int err, const std::string& message) {
-  Error e;
-  e.err = err;
-  e.op = "cache";
-  e.target = target;
-  e.message = message;
-  return e;
-}
-
-// Creates `dir` (mode 0700) if missing and insists it is ours alone: a cache another user can
-// write could feed us wrong bytes, one they can read leaks our data.
-Status own_directory(const std::string& dir) {
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    if (errno == ENOENT) {  // create the parents first (for a configured location)
-      auto slash = dir.rfind('/');
-      if (slash != std::string::npos && slash > 0) {
-        std::string parent = dir.substr(0, slash);
-        if (::mkdir(parent.c_str(), 0700) != 0 && errno != EEXIST)
-          return cache_error(parent, errno, "cannot create the cache directory: " + errno_text(errno));
-        if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) return own_directory(dir);
-      }
-    }
-    return cache_error(dir, errno, "cannot create the cache directory: " + errno_text(errno));
-  }
-  struct stat st;
-  if (::lstat(dir.c_str(), &st) != 0)
-    return cache_error(dir, errno, "cannot inspect the cache directory: " + errno_text(errno));
-  if (!S_ISDIR(st.st_mode))
-    return cache_error(dir, ENOTDIR, "the cache location is not a directory (a symlink is refused too)");
-  if (st.st_uid != ::geteuid())
-    return cache_error(dir, EACCES,
-                       "the cache directory belongs to uid " + std::to_string(st.st_uid) + ", not to uid " +
-                           std::to_string(::geteuid()) +
-                           "; refusing to share cached bytes with another user");
-  if (st.st_mode & 077) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return cache_error(dir, EACCES,
-                       std::string("the cache directory has mode ") + mode +
-                           "; it must be 0700 (others could read or alter cached bytes): chmod 700 it or "
-                           "remove it");
-  }
-  return ok_status();
-}
-
-std::string root_directory(const Config& config) {
-  return config.cache_dir.empty() ? "/dev/shm/ossshim-" + std::to_string(::geteuid()) : config.cache_dir;
-}
-
-namespace {
-
-// The namespace: processes share a cache when they talk to the same store with the same chunking.
-std::string namespace_of(const Config& config) {
-  std::uint8_t id[16];
-  identity_hash(config.endpoint + "\n" + std::to_string(config.chunk_size), id);
-  return util::hex_lower(std::string_view(reinterpret_cast<const char*>(id), 8));
-}
-
-struct Sizes {
-  std::uint32_t chunk_capacity;
-  std::uint64_t objects_at, chunks_at, processes_at, pins_at, total;
-};
-
-Sizes sizes_for(std::uint32_t chunk_capacity) {
-  Sizes s;
-  s.chunk_capacity = chunk_capacity;
-  s.objects_at = round_page(sizeof(Header));
-  s.chunks_at = round_page(s.objects_at + sizeof(ObjectEntry) * kObjectCapacity);
-  s.processes_at = round_page(s.chunks_at + sizeof(ChunkEntry) * chunk_capacity);
-  s.pins_at = round_page(s.processes_at + sizeof(ProcessEntry) * kProcessCapacity);
-  s.total = round_page(s.pins_at + sizeof(PinEntry) * kPinCapacity);
-  return s;
-}
-
-// Why a control file cannot be trusted; empty when it can.
-std::string invalid_header(const Header& h, std::uint64_t file_bytes, std::uint64_t chunk_size) {
-  if (h.magic != kMagic) return "bad magic";
-  if (h.version != kVersion)
-    return "version " + std::to_string(h.version) + ", expected " + std::to_string(kVersion);
-  if (h.header_bytes != sizeof(Header) || h.object_bytes != sizeof(ObjectEntry) ||
-      h.chunk_bytes != sizeof(ChunkEntry) || h.process_bytes != sizeof(ProcessEntry) ||
-      h.pin_bytes != sizeof(PinEntry))
-    return "record sizes differ from this build's";
-  if (h.object_capacity != kObjectCapacity || h.process_capacity != kProcessCapacity ||
-      h.pin_capacity != kPinCapacity || h.chunk_capacity < 1024 || h.chunk_capacity > (1u << 24) ||
-      (h.chunk_capacity & (h.chunk_capacity - 1)) != 0)
-    return "table capacities out of range";
-  if (h.file_bytes != file_bytes || sizes_for(h.chunk_capacity).total != file_bytes)
-    return "file size " + std::to_string(file_bytes) + " does not match its layout";
-  if (h.chunk_size != chunk_size) return "chunk size differs";
-  if (h.budget == 0) return "zero budget";
-  return "";
-}
-
-// Removes every file of a cache directory except the lock.
-void remove_contents(const std::string& dir) {
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return;
-  while (dirent* e = ::readdir(d)) {
-    std::string name = e->d_name;
-    if (name == "." || name == ".." || name == "lock" || name == "procs") continue;
-    ::unlink((dir + "/" + name).c_str());
-  }
-  ::closedir(d);
-}
-
-// A held flock on the directory's lock file (released on close, and by the kernel on death).
-struct DirLock {
-  int fd = -1;
-  explicit DirLock(const std::string& dir) {
-    fd = ::open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd >= 0) ::flock(fd, LOCK_EX);
-  }
-  ~DirLock() {
-    if (fd >= 0) ::close(fd);
-  }
-};
 }  // namespace
 
 Object::~Object() {
@@ -267,28 +61,9 @@ class Cache::Lock {
   Cache& c_;
 };
 
-layout::ObjectEntry* Cache::objects() const {
-  return reinterpret_cast<ObjectEntry*>(reinterpret_cast<char*>(header_) +
-                                        sizes_for(header_->chunk_capacity).objects_at);
-}
-layout::ChunkEntry* Cache::chunks() const {
-  return reinterpret_cast<ChunkEntry*>(reinterpret_cast<char*>(header_) +
-                                       sizes_for(header_->chunk_capacity).chunks_at);
-}
-layout::ProcessEntry* Cache::processes() const {
-  return reinterpret_cast<ProcessEntry*>(reinterpret_cast<char*>(header_) +
-                                         sizes_for(header_->chunk_capacity).processes_at);
-}
-layout::PinEntry* Cache::pins() const {
-  return reinterpret_cast<PinEntry*>(reinterpret_cast<char*>(header_) +
-                                     sizes_for(header_->chunk_capacity).pins_at);
-}
-
 Result<std::unique_ptr<Cache>> Cache::attach(const Config& config) {
-  std::string root = root_directory(config);
-  while (root.size() > 1 && root.back() == '/') root.pop_back();
-  if (auto st = own_directory(root); !st) return st.error();
-  std::string dir = root + "/" + namespace_of(config);
+  std::string dir = cache_directory(config);
+  if (auto st = own_directory(dir.substr(0, dir.rfind('/'))); !st) return st.error();
   if (auto st = own_directory(dir); !st) return st.error();
 
   auto chosen = choose_budget(config.cache_size, config.chunk_size, dir);
@@ -302,121 +77,48 @@ Result<std::unique_ptr<Cache>> Cache::attach(const Config& config) {
   c->lease_ms_ = config.fetch_lease_ms;
   identity_hash(config.endpoint, c->endpoint_id_);
 
-  DirLock lock(dir);
+  control::DirLock lock(dir);
   if (lock.fd < 0)
     return cache_error(dir + "/lock", errno, "cannot open the cache lock: " + errno_text(errno));
-  c->procs_fd_ = open_procs(dir);
-  if (c->procs_fd_ < 0)
+  c->live_ = Liveness(Liveness::open_file(dir));
+  if (c->live_.fd() < 0)
     return cache_error(dir + "/procs", errno, "cannot open the cache's liveness file: " + errno_text(errno));
-  std::string control = dir + "/control";
-  int fd = ::open(control.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-  if (fd >= 0) {
-    struct stat st;
-    std::string why;
-    if (::fstat(fd, &st) != 0 || st.st_uid != ::geteuid() ||
-        static_cast<std::size_t>(st.st_size) < sizeof(Header)) {
-      why = "not ours or too short";
-    } else {
-      void* m =
-          ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-      if (m == MAP_FAILED) {
-        why = "cannot be mapped: " + errno_text(errno);
-      } else {
-        auto* h = static_cast<Header*>(m);
-        why = invalid_header(*h, static_cast<std::uint64_t>(st.st_size), config.chunk_size);
-        if (why.empty()) {
-          c->header_ = h;
-          c->map_bytes_ = static_cast<std::size_t>(st.st_size);
-        } else {
-          ::munmap(m, static_cast<std::size_t>(st.st_size));
-        }
-      }
-    }
-    ::close(fd);
-    if (!c->header_) {
-      log::warn("cache " + dir + ": discarding the shared control file (" + why +
-                ") and its data; rebuilding");
-      remove_contents(dir);
-    } else {
-      report_kept_budget(dir, c->header_->budget, *chosen, config.cache_size != 0);
-    }
-  } else if (errno != ENOENT) {
-    return cache_error(control, errno, "cannot open the cache's control file: " + errno_text(errno));
+  std::string path = dir + "/control";
+  std::string why;
+  int err = 0;
+  control::Mapping m = control::open_existing(path, config.chunk_size, why, err);
+  if (m.header) {
+    report_kept_budget(dir, m.header->budget, *chosen, config.cache_size != 0);
+  } else if (err == ENOENT) {
+    control::remove_contents(dir);  // data files of a control file someone deleted: not this table's
+  } else if (err != 0) {
+    return cache_error(path, err, "cannot open the cache's control file: " + errno_text(err));
   } else {
-    remove_contents(dir);  // data files of a control file someone deleted: not this table's
+    log::warn("cache " + dir + ": discarding the shared control file (" + why + ") and its data; rebuilding");
+    control::remove_contents(dir);
   }
-
-  if (!c->header_) {
-    // Create under a temporary name and publish by rename: no one ever maps a half-made table.
-    std::uint64_t want = std::max<std::uint64_t>(8192, 4 * (budget / config.chunk_size));
-    std::uint32_t capacity = 1024;
-    while (capacity < want && capacity < (1u << 24)) capacity <<= 1;
-    Sizes s = sizes_for(capacity);
-    std::string temp = control + ".new";
-    ::unlink(temp.c_str());
-    int nfd = ::open(temp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (nfd < 0) return cache_error(temp, errno, "cannot create the control file: " + errno_text(errno));
-    if (::ftruncate(nfd, static_cast<off_t>(s.total)) != 0) {
-      int err = errno;
-      ::close(nfd);
-      ::unlink(temp.c_str());
-      return cache_error(temp, err, "cannot size the control file: " + errno_text(err));
-    }
-    // Touch every page now: a full file system must fail here, not as SIGBUS later.
-    if (int err = ::posix_fallocate(nfd, 0, static_cast<off_t>(s.total)); err != 0) {
-      ::close(nfd);
-      ::unlink(temp.c_str());
-      return cache_error(temp, err,
-                         "cannot allocate the control file: " + errno_text(err) + "; " + kSpaceAdvice);
-    }
-    void* m = ::mmap(nullptr, s.total, PROT_READ | PROT_WRITE, MAP_SHARED, nfd, 0);
-    ::close(nfd);
-    if (m == MAP_FAILED) return cache_error(temp, errno, "cannot map the control file: " + errno_text(errno));
-    auto* h = static_cast<Header*>(m);
-    h->version = kVersion;
-    h->header_bytes = sizeof(Header);
-    h->object_bytes = sizeof(ObjectEntry);
-    h->chunk_bytes = sizeof(ChunkEntry);
-    h->process_bytes = sizeof(ProcessEntry);
-    h->pin_bytes = sizeof(PinEntry);
-    h->object_capacity = kObjectCapacity;
-    h->chunk_capacity = capacity;
-    h->process_capacity = kProcessCapacity;
-    h->pin_capacity = kPinCapacity;
-    h->chunk_size = config.chunk_size;
-    h->budget = budget;
-    h->file_bytes = s.total;
-    if (::getrandom(&h->nonce, sizeof h->nonce, 0) != sizeof h->nonce)
-      h->nonce = static_cast<std::uint64_t>(monotonic_ms()) ^ (static_cast<std::uint64_t>(::getpid()) << 32);
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-    pthread_mutex_init(&h->mutex, &attr);
-    pthread_mutexattr_destroy(&attr);
-    __atomic_store_n(&h->magic, kMagic, __ATOMIC_RELEASE);  // last: the table is complete
-    if (::rename(temp.c_str(), control.c_str()) != 0) {
-      int err = errno;
-      ::munmap(m, s.total);
-      return cache_error(control, err, "cannot publish the control file: " + errno_text(err));
-    }
-    c->header_ = h;
-    c->map_bytes_ = s.total;
+  if (!m.header) {
+    auto made = control::create(path, config.chunk_size, budget);
+    if (!made) return made.error();
+    m = *made;
   }
+  c->header_ = m.header;
+  c->map_bytes_ = m.bytes;
+  c->r_ = Region::of(c->header_, c->chunk_size_);
   guard_mapping(c->header_, c->map_bytes_, &c->broken_);
   c->budget_source_ = kept_budget_source(c->header_->budget, *chosen);
+  Batch left;  // evictions a dead process left half done in the slot we take
   {
     Lock locked(*c);
     c->repair_locked();  // never trust what others left: drop entries that do not add up
-    if (auto st = c->register_process_locked(); !st) return st.error();
+    if (auto st = c->register_process_locked(left); !st) return st.error();
   }
+  c->finish_evictions(left);
   return c;
 }
 
 Result<std::unique_ptr<Cache>> Cache::inspect(const Config& config) {
-  std::string root = root_directory(config);
-  while (root.size() > 1 && root.back() == '/') root.pop_back();
-  std::string dir = root + "/" + namespace_of(config);
+  std::string dir = cache_directory(config);
   std::string control = dir + "/control";
   int fd = ::open(control.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return cache_error(dir, errno, "no cache here: " + errno_text(errno));
@@ -434,9 +136,10 @@ Result<std::unique_ptr<Cache>> Cache::inspect(const Config& config) {
   c->header_ = static_cast<Header*>(m);
   c->map_bytes_ = static_cast<std::size_t>(st.st_size);
   c->read_only_ = true;
-  c->procs_fd_ = open_procs(dir);
-  std::string why = invalid_header(*c->header_, st.st_size, config.chunk_size);
+  c->live_ = Liveness(Liveness::open_file(dir));
+  std::string why = control::invalid_header(*c->header_, st.st_size, config.chunk_size);
   if (!why.empty()) return cache_error(control, EINVAL, "inconsistent control file: " + why);
+  c->r_ = Region::of(c->header_, c->chunk_size_);
   // Not stored in the shared table: recomputed as this process would choose it.
   auto chosen = choose_budget(config.cache_size, config.chunk_size, dir);
   c->budget_source_ =
@@ -451,26 +154,28 @@ Cache::~Cache() {
     unguard_mapping(header_);
     ::munmap(header_, map_bytes_);
   }
-  if (procs_fd_ >= 0) ::close(procs_fd_);
+  if (live_.fd() >= 0) ::close(live_.fd());
 }
 
-Status Cache::register_process_locked() {
+Status Cache::register_process_locked(Batch& left) {
   ProcessEntry* p = processes();
   pid_t self = static_cast<pid_t>(::getpid());
   for (std::uint32_t i = 0; i < kProcessCapacity; ++i) {
-    if (!try_hold_slot(procs_fd_, i)) continue;  // a live process holds it
-    // A free slot, or a dead process's: take back whatever it left.
+    if (!live_.hold(i)) continue;  // a live process holds it
+    process_ = i;
+    // A free slot, or a dead process's: take back whatever it left. Its evictions are ours now
+    // (same slot): the caller finishes them once the node lock is released.
     ChunkEntry* c = chunks();
     for (std::uint32_t k = 0; k < header_->chunk_capacity; ++k) {
       std::uint32_t s = c[k].state.load();
-      if (s == (kFetching | i)) drop_locked(c[k], true);
+      if (s == (kFetching | i)) drop_locked(c[k], &left);
+      if (s == (kEvicting | i)) left.push_back(pending_locked(c[k]));
     }
     PinEntry* pin = pins();
     for (std::uint32_t k = 0; k < kPinCapacity; ++k)
       if (pin[k].used && pin[k].process == i) pin[k].used = 0;
     p[i].progress_ms = monotonic_ms();
     p[i].pid = self;
-    process_ = i;
     return ok_status();
   }
   return cache_error(dir_, EAGAIN, "all " + std::to_string(kProcessCapacity) + " process slots are in use");
@@ -489,12 +194,11 @@ bool Cache::unusable() const {
 bool Cache::alive_locked(std::uint32_t process) const {
   if (process >= kProcessCapacity) return false;
   if (process == process_ && !read_only_) return true;
-  return slot_held_by_other(procs_fd_, process);
+  return live_.held_by_other(process);
 }
 
 bool Cache::stalled_locked(std::uint32_t process, const layout::ChunkEntry& c) const {
-  std::uint64_t last = std::max(processes()[process].progress_ms.load(), c.since_ms);
-  return monotonic_ms() > last + lease_ms_;
+  return Liveness::stalled(processes()[process].progress_ms.load(), c.since_ms, lease_ms_, monotonic_ms());
 }
 
 void Cache::progress() {
@@ -512,192 +216,127 @@ std::string Cache::data_path(const std::uint8_t* id) const {
          util::hex_lower(std::string_view(reinterpret_cast<const char*>(id), 16));
 }
 
-int Cache::data_fd_locked(std::uint32_t object) {
-  return ::open(data_path(objects()[object].id).c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-}
-
 layout::ChunkEntry* Cache::find_locked(std::uint32_t object, std::uint32_t generation,
                                        std::uint64_t index) const {
-  ChunkEntry* c = chunks();
-  std::uint64_t mask = header_->chunk_capacity - 1;
-  std::uint64_t h = mix((static_cast<std::uint64_t>(object) << 32 | generation) ^ mix(index)) & mask;
-  for (std::uint64_t n = 0; n <= mask; ++n, h = (h + 1) & mask) {
-    std::uint32_t s = c[h].state.load();
-    if (s == kFree) return nullptr;
-    if (s != kTomb && c[h].object == object && c[h].generation == generation && c[h].index == index)
-      return &c[h];
-  }
-  return nullptr;
-}
-
-layout::ChunkEntry* Cache::insert_locked(std::uint32_t object, std::uint32_t generation,
-                                         std::uint64_t index) {
-  if (header_->chunk_count + header_->chunk_tombs + 1 > header_->chunk_capacity / 4 * 3) rehash_locked();
-  ChunkEntry* c = chunks();
-  std::uint64_t mask = header_->chunk_capacity - 1;
-  std::uint64_t h = mix((static_cast<std::uint64_t>(object) << 32 | generation) ^ mix(index)) & mask;
-  for (std::uint64_t n = 0; n <= mask; ++n, h = (h + 1) & mask) {
-    std::uint32_t s = c[h].state.load();
-    if (s != kFree && s != kTomb) continue;
-    if (s == kTomb) --header_->chunk_tombs;
-    ++header_->chunk_count;
-    c[h].object = object;
-    c[h].generation = generation;
-    c[h].index = index;
-    c[h].stamp = ++header_->clock;
-    c[h].seq.fetch_add(1);
-    return &c[h];
-  }
-  return nullptr;  // unreachable: make_room keeps the table under 3/4
-}
-
-void Cache::rehash_locked() {
-  // Tombstones make probes long; rebuild the table in place. Entries move, so every seq changes
-  // (readers recheck) and waiters on a moved entry's word notice within a wait slice.
-  ChunkEntry* c = chunks();
-  struct Live {
-    std::uint32_t state, object, generation;
-    std::uint64_t index, bytes, stamp, crc64;
-  };
-  std::vector<Live> live;
-  for (std::uint32_t k = 0; k < header_->chunk_capacity; ++k) {
-    std::uint32_t s = c[k].state.load();
-    if (s != kFree && s != kTomb)
-      live.push_back({s, c[k].object, c[k].generation, c[k].index, c[k].bytes, c[k].stamp, c[k].crc64});
-    c[k].seq.fetch_add(1);
-    c[k].state.store(kFree);
-  }
-  header_->chunk_count = 0;
-  header_->chunk_tombs = 0;
-  std::uint64_t mask = header_->chunk_capacity - 1;
-  for (const Live& e : live) {
-    std::uint64_t h = mix((static_cast<std::uint64_t>(e.object) << 32 | e.generation) ^ mix(e.index)) & mask;
-    while (c[h].state.load() != kFree) h = (h + 1) & mask;
-    c[h].object = e.object;
-    c[h].generation = e.generation;
-    c[h].index = e.index;
-    c[h].bytes = e.bytes;
-    c[h].stamp = e.stamp;
-    c[h].crc64 = e.crc64;
-    c[h].state.store(e.state);
-    ++header_->chunk_count;
-  }
-  for (std::uint32_t k = 0; k < header_->chunk_capacity; ++k) futex_wake(&c[k].state);
+  return table::find(r_, object, generation, index);
 }
 
 void Cache::repair_locked() {
-  // Re-derive every total from the entries; drop entries that point nowhere.
-  ObjectEntry* o = objects();
-  ChunkEntry* c = chunks();
-  for (std::uint32_t i = 0; i < kObjectCapacity; ++i) {
-    if (o[i].used > 2) o[i].used = 2;
-    o[i].chunk_entries = 0;
-    o[i].ready_chunks = 0;
-    o[i].ready_bytes = 0;
-  }
-  std::uint64_t used = 0;
-  std::uint32_t count = 0, tombs = 0;
-  for (std::uint32_t k = 0; k < header_->chunk_capacity; ++k) {
-    std::uint32_t s = c[k].state.load();
-    if (s == kFree) continue;
-    if (s == kTomb) {
-      ++tombs;
-      continue;
-    }
-    bool sane = c[k].object < kObjectCapacity && o[c[k].object].used == 1 &&
-                o[c[k].object].generation == c[k].generation && c[k].bytes > 0 && c[k].bytes <= chunk_size_ &&
-                c[k].index * chunk_size_ + c[k].bytes <= o[c[k].object].size &&
-                (s == kReady || (s & kFetching && (s & ~kFetching) < kProcessCapacity));
-    if (!sane) {
-      c[k].seq.fetch_add(1);
-      c[k].state.store(kTomb);
-      ++tombs;
-      continue;
-    }
-    ++count;
-    used += round_page(c[k].bytes);
-    ObjectEntry& obj = o[c[k].object];
-    ++obj.chunk_entries;
-    if (s == kReady) {
-      ++obj.ready_chunks;
-      obj.ready_bytes += c[k].bytes;
-    }
-  }
-  header_->used_bytes = used;
-  header_->chunk_count = count;
-  header_->chunk_tombs = tombs;
+  control::repair(r_);
 }
 
 namespace {
 std::atomic<TestHook> test_hook{nullptr};
+void at(const char* point) {
+  if (auto hook = test_hook.load(std::memory_order_relaxed)) hook(point);
+}
 }  // namespace
 void set_test_hook(TestHook hook) {
   test_hook.store(hook);
 }
 
-void Cache::drop_locked(layout::ChunkEntry& c, bool punch) {
-  // Invalidate, then punch: a reader validates (seq) after copying, so one that copied punched
-  // zeros sees the new seq and copies again. Nobody maps a dropped chunk: mapped chunks are pinned.
-  std::uint32_t s = c.state.load();
-  ObjectEntry& o = objects()[c.object];
-  std::uint64_t at = c.index * chunk_size_, bytes = c.bytes;
-  c.seq.fetch_add(1, std::memory_order_seq_cst);
-  c.state.store(kTomb, std::memory_order_seq_cst);
-  if (auto hook = test_hook.load(std::memory_order_relaxed); hook && punch) hook("evict:invalidated");
-  if (punch) {
-    int fd = data_fd_locked(c.object);
-    if (fd >= 0) {
-      ::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(at),
-                  static_cast<off_t>(bytes));
-      ::close(fd);
-    }
-  }
-  if (o.chunk_entries) --o.chunk_entries;
-  if (s == kReady) {
-    if (o.ready_chunks) --o.ready_chunks;
-    o.ready_bytes -= std::min(o.ready_bytes, c.bytes);
-  }
-  header_->used_bytes -= std::min(header_->used_bytes, round_page(c.bytes));
-  --header_->chunk_count;
-  ++header_->chunk_tombs;
-  futex_wake(&c.state);
+// ---- Eviction ----
+//
+// Dropping a chunk whose bytes may be in the data file (eviction, an abandoned or superseded
+// fetch, a damaged object) takes three steps, so that no hole is punched and no file is opened
+// while the node mutex is held:
+//
+//   1. Under the mutex: bump seq, then set the state to kEvicting | our slot (invalidate()).
+//      From here no reader accepts the chunk: one that copied it before validates seq after the
+//      copy and sees the bump; a new claim finds a chunk that is not ready and waits for it (or
+//      finishes it, below). Its space stays counted in used_bytes, so the budget is never
+//      overcommitted while the pages still exist. Everything the next step needs (the data
+//      file's path and inode, the range) is copied out here.
+//   2. Without the mutex: open the data file, check it is still the inode the table recorded
+//      (a replaced file is another version's: its pages are not ours to punch), punch the hole.
+//      Nobody else touches the range: the entry stays kEvicting, so no one claims the chunk
+//      again, and no one maps it (mapped chunks are pinned and never chosen).
+//   3. Under the mutex again: if the entry (looked up by object, generation and index: a
+//      rehash may have moved it) is still kEvicting | our slot, it becomes a tombstone and its
+//      space is freed (release()); waiters on its state word are woken.
+//
+// A crash between the steps leaves a kEvicting entry whose owner slot is dead. Its bytes are
+// never served (step 1 already invalidated it), and its space is still counted, so the
+// accounting is right. The next process that finds it finishes it: a reader that waits on it
+// (wait()), an evictor scanning for victims (claim()), or the process that takes the dead slot
+// (attach()). A live owner that stops between the steps (SIGSTOP) is never finished by others
+// (its late punch could hit a newer fetch of the range): readers of those chunks read past the
+// cache once its lease runs out.
+
+Cache::Pending Cache::pending_locked(const layout::ChunkEntry& c) const {
+  const ObjectEntry& o = objects()[c.object];
+  return Pending{c.object, c.generation, c.index,        c.index * chunk_size_,
+                 c.bytes,  o.data_inode, data_path(o.id)};
 }
 
-void Cache::drop_chunks_locked(const Object& o, bool punch) {
+void Cache::drop_locked(layout::ChunkEntry& c, Batch* punch_later) {
+  if (!punch_later) {  // the file goes as a whole, or its bytes are gone already
+    eviction::release(r_, c);
+    return;
+  }
+  eviction::invalidate(r_, c, kEvicting | process_);
+  c.since_ms = monotonic_ms();
+  punch_later->push_back(pending_locked(c));
+}
+
+void Cache::drop_chunks_locked(const Object& o, Batch* punch_later) {
   const ObjectEntry& e = objects()[o.slot];
   for (std::uint64_t i = 0; i < o.chunks && e.chunk_entries; ++i)
-    if (ChunkEntry* k = find_locked(o.slot, o.generation, i)) drop_locked(*k, punch);
+    if (ChunkEntry* k = find_locked(o.slot, o.generation, i); k && !is_evicting(k->state.load()))
+      drop_locked(*k, punch_later);
 }
 
-bool Cache::make_room_locked(std::uint64_t bytes) {
-  auto fits = [&] {
-    return header_->used_bytes + bytes <= header_->budget &&
-           header_->chunk_count + 1 <= header_->chunk_capacity / 2;
-  };
-  if (fits()) return true;
-  // Live pins, gathered once: a mapped chunk is never evicted.
-  std::vector<const PinEntry*> live;
-  PinEntry* pin = pins();
-  for (std::uint32_t k = 0; k < kPinCapacity; ++k)
-    if (pin[k].used && alive_locked(pin[k].process)) live.push_back(&pin[k]);
-  auto pinned = [&](const ChunkEntry& c) {
-    for (const PinEntry* p : live)
-      if (p->object == c.object && p->generation == c.generation && p->first <= c.index && c.index <= p->last)
-        return true;
-    return false;
-  };
-  // Least recently used first.
-  ChunkEntry* c = chunks();
-  std::vector<std::pair<std::uint64_t, std::uint32_t>> candidates;
-  for (std::uint32_t k = 0; k < header_->chunk_capacity; ++k)
-    if (c[k].state.load() == kReady && !pinned(c[k])) candidates.emplace_back(c[k].stamp, k);
-  std::sort(candidates.begin(), candidates.end());
-  for (auto& [stamp, k] : candidates) {
-    if (fits()) break;
-    header_->counters.evicted_bytes += c[k].bytes;
-    drop_locked(c[k], true);
+void Cache::finish_evictions(Batch& batch) {
+  if (batch.empty()) return;
+  at("evict:invalidated");
+  // Step 2: punch, outside the node lock. One open per data file of the batch.
+  std::string open_path;
+  int fd = -1;
+  for (const Pending& v : batch) {
+    if (v.path != open_path) {
+      if (fd >= 0) ::close(fd);
+      open_path = v.path;
+      fd = ::open(v.path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+      struct stat st;
+      if (fd >= 0 && (::fstat(fd, &st) != 0 || static_cast<std::uint64_t>(st.st_ino) != v.inode)) {
+        ::close(fd);  // not the file the chunk was in: its pages went with that file
+        fd = -1;
+      }
+    }
+    if (fd >= 0)
+      ::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(v.at),
+                  static_cast<off_t>(v.bytes));
   }
-  return fits();
+  if (fd >= 0) ::close(fd);
+  at("evict:punched");
+  // Step 3: free the entries that are still ours.
+  {
+    Lock locked(*this);
+    for (const Pending& v : batch)
+      if (ChunkEntry* c = find_locked(v.object, v.generation, v.index);
+          c && c->state.load() == (kEvicting | process_))
+        eviction::release(r_, *c);
+  }
+  at("evict:freed");
+  batch.clear();
+}
+
+bool Cache::make_room_locked(std::uint64_t bytes, Batch& batch) {
+  if (eviction::fits(r_, bytes)) return true;
+  auto alive = [this](std::uint32_t p) { return alive_locked(p); };
+  eviction::Pins live(r_, alive);
+  ChunkEntry* c = chunks();
+  // Evictions that a dead process left half done: ours to finish.
+  for (std::uint32_t k = 0; k < header_->chunk_capacity; ++k)
+    if (std::uint32_t s = c[k].state.load(); is_evicting(s) && !alive_locked(owner_of(s))) {
+      c[k].state.store(kEvicting | process_);
+      batch.push_back(pending_locked(c[k]));
+    }
+  for (std::uint32_t k : eviction::choose(r_, live, bytes)) {
+    header_->counters.evicted_bytes += c[k].bytes;
+    drop_locked(c[k], &batch);
+  }
+  return false;
 }
 
 Result<std::shared_ptr<Object>> Cache::object(const ObjectKey& key) {
@@ -746,14 +385,17 @@ Result<std::shared_ptr<Object>> Cache::object(const ObjectKey& key) {
     ObjectEntry& e = objects()[*slot];
     if (e.used != 1) {  // a new entry
       e.used = 1;
-      ++e.generation;
+      // generation and crc_verified are read without the lock (verified(), server_crc()): the
+      // generation changes first, so a reader never pairs the old version's flag with a new one.
+      __atomic_store_n(&e.generation, e.generation + 1, __ATOMIC_RELEASE);
+      __atomic_store_n(&e.crc_verified, 0u, __ATOMIC_RELEASE);
       std::memcpy(e.id, id, sizeof id);
       e.identity_len = static_cast<std::uint32_t>(material.size());
       std::memcpy(e.identity, material.data(), material.size());
       e.size = key.size;
       e.crc64 = 0;
       e.has_crc = 0;
-      e.chunk_entries = e.ready_chunks = e.crc_verified = e.crc_failed = 0;
+      e.chunk_entries = e.ready_chunks = e.crc_failed = 0;
       e.data_inode = 0;
       e.origin_bytes = 0;
       e.served_bytes = 0;
@@ -788,7 +430,7 @@ Result<std::shared_ptr<Object>> Cache::object(const ObjectKey& key) {
       log::warn("cache " + dir_ + ": the data file of " + key.display +
                 " was removed or truncated behind the cache's back; dropping its cached chunks (they are "
                 "fetched again)");
-    drop_chunks_locked(*handle, false);
+    drop_chunks_locked(*handle, nullptr);
   };
   auto entry_locked = [&]() -> ObjectEntry* {
     ObjectEntry& e = objects()[handle->slot];
@@ -847,7 +489,7 @@ std::optional<std::uint32_t> Cache::find_object_locked(const std::uint8_t* id,
       busy[pin[p].object] = true;
   ChunkEntry* c = chunks();
   for (std::uint32_t k = 0; k < header_->chunk_capacity; ++k)
-    if (c[k].state.load() & kFetching) busy[c[k].object] = true;
+    if (std::uint32_t s = c[k].state.load(); is_fetching(s) || is_evicting(s)) busy[c[k].object] = true;
   std::vector<std::pair<std::uint64_t, std::uint32_t>> idle;
   for (std::uint32_t i = 0; i < kObjectCapacity; ++i)
     if (o[i].used == 1 && !busy[i]) idle.emplace_back(o[i].last_use, i);
@@ -859,7 +501,7 @@ std::optional<std::uint32_t> Cache::find_object_locked(const std::uint8_t* id,
     if (c[k].state.load() == kReady && dropping[c[k].object] &&
         c[k].generation == o[c[k].object].generation) {
       header_->counters.evicted_bytes += c[k].bytes;
-      drop_locked(c[k], false);  // the file goes as a whole, below
+      drop_locked(c[k], nullptr);  // the file goes as a whole, below
     }
   for (auto [stamp, i] : idle) {
     forgotten.push_back(data_path(o[i].id));
@@ -876,33 +518,45 @@ std::optional<std::uint32_t> Cache::find_object_locked(const std::uint8_t* id,
 Claim Cache::claim(Object& o, std::uint64_t index, ChunkRef& ref) {
   if (unusable()) return Claim::uncached;
   std::uint64_t bytes = chunk_bytes(o, index);
-  {
-    Lock locked(*this);
-    ObjectEntry& e = objects()[o.slot];
-    if (e.used != 1 || e.generation != o.generation) return Claim::uncached;  // forgotten meanwhile
-    if (e.crc_failed) return Claim::damaged;
-    if (e.data_inode != o.inode) return Claim::uncached;  // our file is no longer the table's
-    if (ChunkEntry* c = find_locked(o.slot, o.generation, index)) {
-      std::uint32_t s = c->state.load();
-      if (s != kReady) return Claim::busy;
-      c->stamp = ++header_->clock;
-      e.last_use = header_->clock;
-      ref.slot = static_cast<std::uint32_t>(c - chunks());
-      ref.seq = c->seq.load();
-      ref.crc64 = c->crc64;
-      return Claim::ready;
+  // At most one eviction batch per claim: when the room it made is gone again (others took it),
+  // or nothing could be evicted (pinned or in flight), the chunk is read past the cache.
+  for (int round = 0;; ++round) {
+    Batch batch;
+    bool room = false;
+    {
+      Lock locked(*this);
+      ObjectEntry& e = objects()[o.slot];
+      if (e.used != 1 || e.generation != o.generation) return Claim::uncached;  // forgotten meanwhile
+      if (e.crc_failed) return Claim::damaged;
+      if (e.data_inode != o.inode) return Claim::uncached;  // our file is no longer the table's
+      if (ChunkEntry* c = find_locked(o.slot, o.generation, index)) {
+        std::uint32_t s = c->state.load();
+        if (s != kReady) return Claim::busy;
+        c->stamp = ++header_->clock;
+        e.last_use = header_->clock;
+        ref.slot = static_cast<std::uint32_t>(c - chunks());
+        ref.seq = c->seq.load();
+        ref.crc64 = c->crc64;
+        return Claim::ready;
+      }
+      room = make_room_locked(round_page(bytes), batch);
+      if (room) {
+        ChunkEntry* c = table::insert(r_, o.slot, o.generation, index);
+        if (!c) return Claim::uncached;
+        c->bytes = bytes;
+        c->crc64 = 0;
+        c->ticket = ++header_->clock;
+        c->since_ms = monotonic_ms();
+        c->state.store(kFetching | process_);
+        ref.ticket = c->ticket;
+        ++e.chunk_entries;
+        header_->used_bytes += round_page(bytes);
+      }
     }
-    if (!make_room_locked(round_page(bytes))) return Claim::uncached;
-    ChunkEntry* c = insert_locked(o.slot, o.generation, index);
-    if (!c) return Claim::uncached;
-    c->bytes = bytes;
-    c->crc64 = 0;
-    c->ticket = ++header_->clock;
-    c->since_ms = monotonic_ms();
-    c->state.store(kFetching | process_);
-    ref.ticket = c->ticket;
-    ++e.chunk_entries;
-    header_->used_bytes += round_page(bytes);
+    if (room) break;
+    bool evicted = !batch.empty();
+    finish_evictions(batch);
+    if (!evicted || round > 0) return Claim::uncached;
   }
   header_->counters.requests++;
   header_->counters.inflight_requests++;
@@ -926,7 +580,7 @@ Claim Cache::take_over_locked(Object& o, std::uint64_t index, layout::ChunkEntry
   // A new claim: the old fetcher's complete/abandon (ticket) no longer count. Its late bytes, if
   // it ever resumes, are this version's same bytes (every GET is pinned to the ETag); a resumed
   // fetcher whose bytes' CRC differs from the chunk's drops the chunk (complete()).
-  std::uint32_t owner = c.state.load() & ~kFetching;
+  std::uint32_t owner = owner_of(c.state.load());
   c.state.store(kFetching | process_);
   c.ticket = ++header_->clock;
   c.since_ms = monotonic_ms();
@@ -946,6 +600,7 @@ Claim Cache::wait(Object& o, std::uint64_t index, ChunkRef& ref) {
   for (;;) {
     std::atomic<std::uint32_t>* word = nullptr;
     std::uint32_t seen = 0;
+    Batch left;  // an eviction whose owner died: ours to finish
     {
       Lock locked(*this);
       ObjectEntry& e = objects()[o.slot];
@@ -961,17 +616,30 @@ Claim Cache::wait(Object& o, std::uint64_t index, ChunkRef& ref) {
           ref.crc64 = c->crc64;
           return Claim::ready;
         }
-        std::uint32_t owner = seen & ~kFetching;
-        if (owner != process_) {
+        std::uint32_t owner = owner_of(seen);
+        if (is_evicting(seen)) {
+          if (owner != process_ && !alive_locked(owner)) {
+            c->state.store(kEvicting | process_);
+            left.push_back(pending_locked(*c));
+          } else if (owner != process_ && stalled_locked(owner, *c)) {
+            return Claim::uncached;  // a stopped evictor's range is never punched by another
+          }
+        } else if (owner != process_) {
           if (!alive_locked(owner)) return take_over_locked(o, index, *c, ref, "has exited");
           if (stalled_locked(owner, *c))
-            return take_over_locked(
-                o, index, *c, ref,
-                ("made no progress for " + std::to_string(lease_ms_ / 1000) + " s (stopped or stuck)")
-                    .c_str());
+            return take_over_locked(o, index, *c, ref,
+                                    ("made no progress for " +
+                                     (lease_ms_ % 1000 ? std::to_string(lease_ms_) + " ms"
+                                                       : std::to_string(lease_ms_ / 1000) + " s") +
+                                     " (stopped or stuck)")
+                                        .c_str());
         }
         word = &c->state;
       }
+    }
+    if (!left.empty()) {
+      finish_evictions(left);
+      continue;
     }
     if (!word) {
       Claim r = claim(o, index, ref);
@@ -986,6 +654,7 @@ Status Cache::complete(Object& o, std::uint64_t index, const ChunkRef& claim, st
   if (unusable()) return ok_status();
   header_->counters.inflight_requests--;
   std::optional<Error> mismatch;
+  Batch dropped;
   {
     Lock locked(*this);
     ChunkEntry* c = find_locked(o.slot, o.generation, index);
@@ -996,55 +665,56 @@ Status Cache::complete(Object& o, std::uint64_t index, const ChunkRef& claim, st
       if (c->state.load() == kReady && c->crc64 != crc) {
         log::warn("cache " + dir_ + ": a superseded fetch of chunk " + std::to_string(index) + " of " +
                   o.key.display + " received different bytes; dropping the chunk");
-        drop_locked(*c, true);
+        drop_locked(*c, &dropped);
       }
-      return ok_status();
-    }
-    ObjectEntry& e = objects()[o.slot];
-    c->crc64 = crc;
-    c->stamp = ++header_->clock;
-    c->state.store(kReady, std::memory_order_release);
-    futex_wake(&c->state);
-    ++e.ready_chunks;
-    e.ready_bytes += c->bytes;
-    e.origin_bytes += c->bytes;
-    header_->counters.origin_bytes += c->bytes;
-    if (index >= kUniqueBits) {
-      e.unique_bytes += c->bytes;
-    } else if (!(e.seen[index / 64] & (1ull << (index % 64)))) {
-      e.seen[index / 64] |= 1ull << (index % 64);
-      e.unique_bytes += c->bytes;
-    }
-    if (e.ready_chunks == o.chunks && e.has_crc.load() && !e.crc_verified) {
-      // The object is whole: its CRC64, combined from the chunks', must be the server's.
-      std::uint64_t whole = 0;
-      bool complete_set = true;
-      for (std::uint64_t i = 0; i < o.chunks && complete_set; ++i) {
-        ChunkEntry* k = find_locked(o.slot, o.generation, i);
-        if (!k || k->state.load() != kReady)
-          complete_set = false;
-        else
-          whole = util::crc64_combine(whole, k->crc64, k->bytes);
+    } else {
+      ObjectEntry& e = objects()[o.slot];
+      c->crc64 = crc;
+      c->stamp = ++header_->clock;
+      c->state.store(kReady, std::memory_order_release);
+      futex_wake(&c->state);
+      ++e.ready_chunks;
+      e.ready_bytes += c->bytes;
+      e.origin_bytes += c->bytes;
+      header_->counters.origin_bytes += c->bytes;
+      if (index >= kUniqueBits) {
+        e.unique_bytes += c->bytes;
+      } else if (!(e.seen[index / 64] & (1ull << (index % 64)))) {
+        e.seen[index / 64] |= 1ull << (index % 64);
+        e.unique_bytes += c->bytes;
       }
-      if (complete_set && whole == e.crc64.load()) {
-        e.crc_verified = 1;
-        header_->counters.crc_checked++;
-      } else if (complete_set) {
-        // Sticky: every later read of this version fails too, in every process (a reopen after
-        // the object changes is a new version).
-        header_->counters.crc_mismatches++;
-        e.crc_failed = 1;
-        drop_chunks_locked(o, true);
-        Error err = cache_error(o.key.display, EIO,
-                                "CRC64 of the bytes received (" + std::to_string(whole) +
-                                    ") differs from the server's x-oss-hash-crc64ecma (" +
-                                    std::to_string(e.crc64.load()) +
-                                    "); the cached copy was dropped and this version's reads fail");
-        err.op = "GetObject";
-        mismatch = err;
+      if (e.ready_chunks == o.chunks && e.has_crc.load() && !e.crc_verified) {
+        // The object is whole: its CRC64, combined from the chunks', must be the server's.
+        std::uint64_t whole = 0;
+        bool complete_set = true;
+        for (std::uint64_t i = 0; i < o.chunks && complete_set; ++i) {
+          ChunkEntry* k = find_locked(o.slot, o.generation, i);
+          if (!k || k->state.load() != kReady)
+            complete_set = false;
+          else
+            whole = util::crc64_combine(whole, k->crc64, k->bytes);
+        }
+        if (complete_set && whole == e.crc64.load()) {
+          __atomic_store_n(&e.crc_verified, 1u, __ATOMIC_RELEASE);
+          header_->counters.crc_checked++;
+        } else if (complete_set) {
+          // Sticky: every later read of this version fails too, in every process (a reopen after
+          // the object changes is a new version).
+          header_->counters.crc_mismatches++;
+          e.crc_failed = 1;
+          drop_chunks_locked(o, &dropped);
+          Error err = cache_error(o.key.display, EIO,
+                                  "CRC64 of the bytes received (" + std::to_string(whole) +
+                                      ") differs from the server's x-oss-hash-crc64ecma (" +
+                                      std::to_string(e.crc64.load()) +
+                                      "); the cached copy was dropped and this version's reads fail");
+          err.op = "GetObject";
+          mismatch = err;
+        }
       }
     }
   }
+  finish_evictions(dropped);
   if (mismatch) return *mismatch;
   return ok_status();
 }
@@ -1052,9 +722,14 @@ Status Cache::complete(Object& o, std::uint64_t index, const ChunkRef& claim, st
 void Cache::abandon(Object& o, std::uint64_t index, const ChunkRef& claim) {
   if (unusable()) return;
   header_->counters.inflight_requests--;
-  Lock locked(*this);
-  ChunkEntry* c = find_locked(o.slot, o.generation, index);
-  if (c && c->state.load() == (kFetching | process_) && c->ticket == claim.ticket) drop_locked(*c, true);
+  Batch dropped;
+  {
+    Lock locked(*this);
+    ChunkEntry* c = find_locked(o.slot, o.generation, index);
+    if (c && c->state.load() == (kFetching | process_) && c->ticket == claim.ticket)
+      drop_locked(*c, &dropped);
+  }
+  finish_evictions(dropped);
 }
 
 bool Cache::intact(Object& o, std::uint64_t off, std::uint64_t len) {
@@ -1068,7 +743,7 @@ bool Cache::intact(Object& o, std::uint64_t off, std::uint64_t len) {
   if (e.used != 1 || e.generation != o.generation) return false;
   log::warn("cache " + dir_ + ": the data file of " + o.key.display +
             " was truncated behind the cache's back; dropping its cached chunks (they are fetched again)");
-  drop_chunks_locked(o, false);
+  drop_chunks_locked(o, nullptr);
   return false;
 }
 
@@ -1084,7 +759,7 @@ bool Cache::still_valid(const ChunkRef& ref) const {
 void Cache::note_crc(Object& o, std::uint64_t crc) {
   if (unusable()) return;
   ObjectEntry& e = objects()[o.slot];
-  if (e.has_crc.load() || e.generation != o.generation) return;
+  if (e.has_crc.load() || __atomic_load_n(&e.generation, __ATOMIC_ACQUIRE) != o.generation) return;
   Lock locked(*this);
   if (e.has_crc.load() || e.generation != o.generation) return;
   e.crc64 = crc;
@@ -1093,29 +768,39 @@ void Cache::note_crc(Object& o, std::uint64_t crc) {
 
 std::optional<std::uint64_t> Cache::server_crc(const Object& o) const {
   if (unusable()) return std::nullopt;
+  // Lock-free (every read of an object not yet verified asks): the CRC is published before
+  // has_crc, and the generation, read last, says the slot still holds this version.
   const ObjectEntry& e = objects()[o.slot];
   if (!e.has_crc.load(std::memory_order_acquire)) return std::nullopt;
   std::uint64_t crc = e.crc64.load(std::memory_order_acquire);
-  Lock locked(*this);
-  if (e.used != 1 || e.generation != o.generation) return std::nullopt;  // the slot was reused
+  if (__atomic_load_n(&e.generation, __ATOMIC_ACQUIRE) != o.generation) return std::nullopt;  // reused
   return crc;
 }
 
 bool Cache::verified(const Object& o) const {
+  // Asked on every read: lock-free, and once true it stays true for this handle (this version's
+  // bytes matched the server's CRC64 as a whole; a later damage report fails claims instead).
+  if (o.verified.load(std::memory_order_relaxed)) return true;
   if (unusable()) return false;
-  Lock locked(*this);
   const ObjectEntry& e = objects()[o.slot];
-  return e.used == 1 && e.generation == o.generation && e.crc_verified;
+  bool yes = __atomic_load_n(&e.crc_verified, __ATOMIC_ACQUIRE) != 0 &&
+             __atomic_load_n(&e.generation, __ATOMIC_ACQUIRE) == o.generation;
+  if (yes) o.verified.store(true, std::memory_order_relaxed);
+  return yes;
 }
 
 void Cache::mark_damaged(Object& o) {
   if (unusable()) return;
-  Lock locked(*this);
-  ObjectEntry& e = objects()[o.slot];
-  if (e.used != 1 || e.generation != o.generation || e.crc_failed) return;
-  header_->counters.crc_mismatches++;
-  e.crc_failed = 1;
-  drop_chunks_locked(o, true);
+  Batch dropped;
+  {
+    Lock locked(*this);
+    ObjectEntry& e = objects()[o.slot];
+    if (e.used != 1 || e.generation != o.generation || e.crc_failed) return;
+    header_->counters.crc_mismatches++;
+    e.crc_failed = 1;
+    drop_chunks_locked(o, &dropped);
+  }
+  finish_evictions(dropped);
 }
 
 void Cache::count_served(Object& o, std::uint64_t bytes, bool waited) {
@@ -1123,7 +808,7 @@ void Cache::count_served(Object& o, std::uint64_t bytes, bool waited) {
   header_->counters.served_bytes += bytes;
   if (waited) header_->counters.waited_bytes += bytes;
   ObjectEntry& e = objects()[o.slot];
-  if (e.generation == o.generation) e.served_bytes += bytes;
+  if (__atomic_load_n(&e.generation, __ATOMIC_ACQUIRE) == o.generation) e.served_bytes += bytes;
 }
 
 void Cache::count_uncached(std::uint64_t bytes) {
@@ -1162,30 +847,8 @@ std::optional<std::uint32_t> Cache::pin(Object& o, std::uint64_t first, std::uin
 }
 
 std::uint64_t Cache::pinned_bytes_locked(const layout::PinEntry* extra) const {
-  // The union of the live pins' chunk ranges (plus `extra`), per object version.
-  struct Range {
-    std::uint32_t object, generation;
-    std::uint64_t first, last;
-    bool operator<(const Range& o) const {
-      return std::tie(object, generation, first, last) < std::tie(o.object, o.generation, o.first, o.last);
-    }
-  };
-  std::vector<Range> ranges;
-  const PinEntry* pin = pins();
-  for (std::uint32_t k = 0; k < kPinCapacity; ++k)
-    if (pin[k].used && alive_locked(pin[k].process))
-      ranges.push_back({pin[k].object, pin[k].generation, pin[k].first, pin[k].last});
-  if (extra) ranges.push_back({extra->object, extra->generation, extra->first, extra->last});
-  std::sort(ranges.begin(), ranges.end());
-  std::uint64_t chunks = 0;
-  for (std::size_t i = 0; i < ranges.size();) {
-    Range r = ranges[i++];
-    while (i < ranges.size() && ranges[i].object == r.object && ranges[i].generation == r.generation &&
-           ranges[i].first <= r.last + 1)
-      r.last = std::max(r.last, ranges[i++].last);
-    chunks += r.last - r.first + 1;
-  }
-  return chunks * chunk_size_;
+  return eviction::pinned_bytes(
+      r_, [this](std::uint32_t p) { return alive_locked(p); }, extra);
 }
 
 void Cache::unpin(std::uint32_t slot) {
@@ -1193,6 +856,70 @@ void Cache::unpin(std::uint32_t slot) {
   Lock locked(*this);
   PinEntry& p = pins()[slot];
   if (p.used && p.process == process_) p.used = 0;
+}
+
+Cache::VerifyReport Cache::verify() {
+  VerifyReport report;
+  if (unusable() || read_only_) return report;
+  struct Item {
+    Pending where;
+    std::uint32_t slot, seq;
+    std::uint64_t crc;
+    std::string name;
+  };
+  std::vector<Item> items;
+  {
+    Lock locked(*this);
+    for (std::uint32_t k = 0; k < header_->chunk_capacity; ++k) {
+      ChunkEntry& c = chunks()[k];
+      if (c.state.load() != kReady) continue;
+      items.push_back({pending_locked(c), k, c.seq.load(), c.crc64, objects()[c.object].name});
+    }
+  }
+  // Reading and hashing happen outside the node lock; a chunk evicted or refetched meanwhile
+  // (seq changed) is not judged.
+  std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+    return std::tie(a.where.path, a.where.at) < std::tie(b.where.path, b.where.at);
+  });
+  std::vector<char> buf(chunk_size_);
+  std::string open_path;
+  int fd = -1;
+  for (const Item& it : items) {
+    if (it.where.path != open_path) {
+      if (fd >= 0) ::close(fd);
+      open_path = it.where.path;
+      fd = ::open(it.where.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      struct stat st;
+      if (fd >= 0 && (::fstat(fd, &st) != 0 || static_cast<std::uint64_t>(st.st_ino) != it.where.inode)) {
+        ::close(fd);  // replaced behind the table's back: object() drops those chunks on next use
+        fd = -1;
+      }
+    }
+    if (fd < 0) continue;
+    ssize_t got = ::pread(fd, buf.data(), it.where.bytes, static_cast<off_t>(it.where.at));
+    std::uint64_t crc = got > 0 ? util::crc64_update(0, buf.data(), static_cast<std::size_t>(got)) : 0;
+    ChunkRef ref{it.slot, it.seq, 0, it.crc};
+    if (!still_valid(ref)) continue;
+    ++report.chunks;
+    report.bytes += it.where.bytes;
+    if (got == static_cast<ssize_t>(it.where.bytes) && crc == it.crc) continue;
+    Batch dropped;
+    {
+      Lock locked(*this);
+      ChunkEntry* c = find_locked(it.where.object, it.where.generation, it.where.index);
+      if (c && c->state.load() == kReady && c->seq.load() == it.seq) {
+        ++report.mismatches;
+        report.dropped.push_back(it.name + " chunk " + std::to_string(it.where.index));
+        log::warn("cache " + dir_ + ": chunk " + std::to_string(it.where.index) + " of " + it.name +
+                  " differs from the bytes its fetcher stored (the data file was overwritten); dropping it "
+                  "(fetched again when read)");
+        drop_locked(*c, &dropped);
+      }
+    }
+    finish_evictions(dropped);
+  }
+  if (fd >= 0) ::close(fd);
+  return report;
 }
 
 Stats Cache::stats(bool per_object) const {
@@ -1230,13 +957,11 @@ Stats Cache::stats(bool per_object) const {
 }
 
 Status Cache::clear(const Config& config) {
-  std::string root = root_directory(config);
-  while (root.size() > 1 && root.back() == '/') root.pop_back();
-  std::string dir = root + "/" + namespace_of(config);
+  std::string dir = cache_directory(config);
   struct stat st;
   if (::lstat(dir.c_str(), &st) != 0) return ok_status();  // nothing to clear
   if (auto owned = own_directory(dir); !owned) return owned.error();
-  DirLock lock(dir);
+  control::DirLock lock(dir);
   auto existing = inspect(config);
   if (existing) {
     auto s = (*existing)->stats(false);
@@ -1252,7 +977,7 @@ Status Cache::clear(const Config& config) {
       return cache_error(dir, EBUSY, "in use by pid " + who + "; stop them first");
     }
   }
-  remove_contents(dir);
+  control::remove_contents(dir);
   return ok_status();
 }
 
@@ -1261,22 +986,24 @@ void Cache::after_fork_child(std::vector<std::uint32_t>& inherited) {
   new (&objects_mu_) std::mutex;
   // Our copy of the parent's `procs` descriptor shares its lock: were we to keep it, the parent
   // would look alive after its death for as long as we live. Take a slot of our own instead.
-  if (procs_fd_ >= 0) ::close(procs_fd_);
-  procs_fd_ = open_procs(dir_);
-  Lock locked(*this);
-  std::uint32_t parent = process_;
-  if (procs_fd_ < 0 || !register_process_locked()) return;
-  PinEntry* pin = pins();
-  for (auto& slot : inherited) {
-    for (std::uint32_t k = 0; k < kPinCapacity; ++k) {
-      if (pin[k].used) continue;
-      pin[k] = pin[slot];
-      pin[k].process = process_;
-      slot = k;
-      break;
+  if (live_.fd() >= 0) ::close(live_.fd());
+  live_ = Liveness(Liveness::open_file(dir_));
+  Batch left;
+  {
+    Lock locked(*this);
+    if (live_.fd() < 0 || !register_process_locked(left)) return;
+    PinEntry* pin = pins();
+    for (auto& slot : inherited) {
+      for (std::uint32_t k = 0; k < kPinCapacity; ++k) {
+        if (pin[k].used) continue;
+        pin[k] = pin[slot];
+        pin[k].process = process_;
+        slot = k;
+        break;
+      }
     }
   }
-  (void)parent;
+  finish_evictions(left);
 }
 
 void Cache::detach() {
@@ -1287,23 +1014,32 @@ void Cache::detach() {
   }
   detached_ = true;
   bool last = false;
-  std::optional<DirLock> dir_lock;  // before the mutex, as in attach: no one joins while we leave
+  std::optional<control::DirLock> dir_lock;  // before the mutex, as in attach: no one joins while we leave
   if (!persist_) dir_lock.emplace(dir_);
   {
+    // Our fetches in flight are dropped while we still hold our slot: once it is released, another
+    // process may take it, and our evictions with it.
+    Batch dropped;
+    {
+      Lock locked(*this);
+      ChunkEntry* c = chunks();
+      for (std::uint32_t k = 0; k < header_->chunk_capacity; ++k)
+        if (c[k].state.load() == (kFetching | process_)) drop_locked(c[k], &dropped);
+    }
+    finish_evictions(dropped);
+  }
+  {
     Lock locked(*this);
-    ChunkEntry* c = chunks();
-    for (std::uint32_t k = 0; k < header_->chunk_capacity; ++k)
-      if (c[k].state.load() == (kFetching | process_)) drop_locked(c[k], true);
     PinEntry* pin = pins();
     for (std::uint32_t k = 0; k < kPinCapacity; ++k)
       if (pin[k].used && pin[k].process == process_) pin[k].used = 0;
     processes()[process_].pid = 0;
-    release_slot(procs_fd_, process_);
+    live_.release(process_);
     last = true;
     for (std::uint32_t i = 0; i < kProcessCapacity && last; ++i)
       if (processes()[i].pid != 0 && alive_locked(i)) last = false;
   }
-  if (!persist_ && last) remove_contents(dir_);
+  if (!persist_ && last) control::remove_contents(dir_);
 }
 
 }  // namespace ossshim::cache

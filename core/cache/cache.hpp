@@ -21,6 +21,8 @@
 #include <vector>
 
 #include "cache/layout.hpp"
+#include "cache/liveness.hpp"
+#include "cache/region.hpp"
 #include "config/config.hpp"
 #include "util/error.hpp"
 #include "util/forksafe.hpp"
@@ -42,6 +44,7 @@ struct Object {
   int fd = -1;
   std::uint64_t inode = 0;  // of `fd`: chunks count only while the table names this file
   std::uint64_t chunks = 0;
+  mutable std::atomic<bool> verified{false};  // Cache::verified() said yes once: it stays yes
   ~Object();
 };
 
@@ -125,6 +128,15 @@ class Cache {
   void unpin(std::uint32_t pin);
 
   Stats stats(bool per_object) const;
+
+  // Reads every ready chunk back from its data file and compares its CRC64 with the one its
+  // fetcher stored: a data file overwritten in place (which no other check sees: the file is still
+  // whole and the table's) loses exactly the chunks that differ, fetched again when next read.
+  struct VerifyReport {
+    std::uint64_t chunks = 0, bytes = 0, mismatches = 0;
+    std::vector<std::string> dropped;  // "/oss/bucket/key chunk N" per mismatch
+  };
+  VerifyReport verify();
   // Removes every data file and the control file; refuses (naming the pids) while others use it.
   static Status clear(const Config& config);
 
@@ -137,10 +149,19 @@ class Cache {
  private:
   Cache() = default;
   class Lock;
-  layout::ObjectEntry* objects() const;
-  layout::ChunkEntry* chunks() const;
-  layout::ProcessEntry* processes() const;
-  layout::PinEntry* pins() const;
+  // A chunk invalidated under the node lock whose hole is punched outside it (cache.cpp,
+  // "Eviction"): what steps 2 and 3 need, copied out under the lock.
+  struct Pending {
+    std::uint32_t object, generation;
+    std::uint64_t index, at, bytes, inode;
+    std::string path;
+  };
+  using Batch = std::vector<Pending>;
+
+  layout::ObjectEntry* objects() const { return r_.objects; }
+  layout::ChunkEntry* chunks() const { return r_.chunks; }
+  layout::ProcessEntry* processes() const { return r_.processes; }
+  layout::PinEntry* pins() const { return r_.pins; }
   layout::ChunkEntry* find_locked(std::uint32_t object, std::uint32_t generation, std::uint64_t index) const;
   // The table slot of the object with hash `id` (same() compares the full identity), or a free
   // slot for it; when the table is crowded, least recently used objects are dropped (their data
@@ -148,22 +169,24 @@ class Cache {
   std::optional<std::uint32_t> find_object_locked(const std::uint8_t* id,
                                                   const std::function<bool(const layout::ObjectEntry&)>& same,
                                                   std::vector<std::string>& forgotten);
-  layout::ChunkEntry* insert_locked(std::uint32_t object, std::uint32_t generation, std::uint64_t index);
-  void drop_locked(layout::ChunkEntry& c, bool punch);
+  // Drops chunk `c`: with `punch_later`, invalidated and marked evicting (step 1; the caller runs
+  // finish_evictions() once the lock is released); without, freed at once (no hole to punch).
+  void drop_locked(layout::ChunkEntry& c, Batch* punch_later);
   // Every chunk of `o`'s version in the table (a damaged, truncated or replaced object).
-  void drop_chunks_locked(const Object& o, bool punch);
-  bool make_room_locked(std::uint64_t bytes);
-  bool pinned_locked(const layout::ChunkEntry& c) const;
+  void drop_chunks_locked(const Object& o, Batch* punch_later);
+  Pending pending_locked(const layout::ChunkEntry& c) const;
+  // Steps 2 and 3 of the eviction protocol; takes the node lock itself.
+  void finish_evictions(Batch& batch);
+  // True when `bytes` fit now; otherwise victims (down to the low watermark) are in `batch`.
+  bool make_room_locked(std::uint64_t bytes, Batch& batch);
   bool alive_locked(std::uint32_t process) const;
   // A live owner whose lease ran out: no fetch progress for lease_ms_ (stopped, frozen, stuck).
   bool stalled_locked(std::uint32_t process, const layout::ChunkEntry& c) const;
   Claim take_over_locked(Object& o, std::uint64_t index, layout::ChunkEntry& c, ChunkRef& ref,
                          const char* why);
   std::uint64_t pinned_bytes_locked(const layout::PinEntry* extra) const;
-  void rehash_locked();
   void repair_locked();
-  Status register_process_locked();
-  int data_fd_locked(std::uint32_t object);
+  Status register_process_locked(Batch& left);
   std::string data_path(const std::uint8_t* id) const;
   std::uint64_t chunk_bytes(const Object& o, std::uint64_t index) const;
 
@@ -174,9 +197,10 @@ class Cache {
   bool read_only_ = false;
   bool detached_ = false;
   layout::Header* header_ = nullptr;
+  Region r_;  // the tables in our mapping of header_
   std::size_t map_bytes_ = 0;
   std::uint32_t process_ = 0;  // our slot
-  int procs_fd_ = -1;          // holds the OFD lock on byte process_ of `procs` (our liveness)
+  Liveness live_;              // holds the OFD lock on byte process_ of `procs` (our liveness)
   std::uint64_t lease_ms_ = 10000;
   std::uint8_t endpoint_id_[16] = {};
 
@@ -191,8 +215,10 @@ class Cache {
   std::vector<std::weak_ptr<Object>> handles_;
 };
 
-// For tests of the eviction protocol: called (by the evicting thread, holding the node lock) with
-// "evict:invalidated" after a chunk is invalidated and before its hole is punched. Null in use.
+// For tests of the eviction protocol (cache.cpp, "Eviction"): called by the evicting thread, not
+// holding the node lock, at "evict:invalidated" (a batch is invalidated and marked evicting, no
+// hole punched yet), "evict:punched" (holes punched, entries not yet freed) and "evict:freed".
+// Null in use.
 using TestHook = void (*)(const char* point);
 void set_test_hook(TestHook hook);
 

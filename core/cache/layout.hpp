@@ -11,14 +11,28 @@
 namespace ossshim::cache::layout {
 
 constexpr std::uint64_t kMagic = 0x3148434153534f31ull;  // "1OSSCAH1"
-constexpr std::uint32_t kVersion = 3;  // 2: OFD-lock liveness, leases, inode check; 3: stored identity
+// 2: OFD-lock liveness, leases, inode check; 3: stored identity; 4: the evicting state
+constexpr std::uint32_t kVersion = 4;
 
 // Chunk state word (the futex): readers wait on it while a fetch is under way.
 constexpr std::uint32_t kFree = 0;             // never used: ends a probe chain
 constexpr std::uint32_t kTomb = 1;             // was used: probes continue past it
 constexpr std::uint32_t kReady = 2;            // bytes are in the data file and verified
 constexpr std::uint32_t kFetching = 1u << 31;  // | process slot: that process is fetching it
-constexpr std::uint32_t kUniqueBits = 4096;    // chunks per object tracked for "unique bytes"
+// | process slot: that process invalidated it and is punching its hole (eviction.hpp's protocol);
+// its bytes are never served, its space is still counted in used_bytes until it is freed.
+constexpr std::uint32_t kEvicting = 1u << 30;
+constexpr std::uint32_t kSlotMask = 0xffff;  // the process slot in a fetching or evicting state
+inline bool is_fetching(std::uint32_t s) {
+  return (s & kFetching) != 0;
+}
+inline bool is_evicting(std::uint32_t s) {
+  return (s & (kFetching | kEvicting)) == kEvicting;
+}
+inline std::uint32_t owner_of(std::uint32_t s) {
+  return s & kSlotMask;
+}
+constexpr std::uint32_t kUniqueBits = 4096;  // chunks per object tracked for "unique bytes"
 
 constexpr std::size_t kIdentityBytes = 1276;
 

@@ -745,7 +745,12 @@ Status Vfs::ensure(const std::shared_ptr<cache::Object>& o, std::uint64_t first,
 
 Result<std::size_t> Vfs::read_shared(OpenFile& f, const std::shared_ptr<cache::Object>& o, char* buf,
                                      std::size_t len, std::uint64_t off) {
-  if (auto st = damaged_unless_ok(f); !st) return st.error();
+  // Looked up once per read; its state and `verified` are lock-free reads.
+  WholeCrc& check = whole_crc(f);
+  auto damaged = [&]() -> Status {
+    return check.state() == WholeCrc::State::mismatched ? damaged_unless_ok(f) : ok_status();
+  };
+  if (auto st = damaged(); !st) return st.error();
   bool verified = shared_->verified(*o);  // then this process's own check has nothing to add
   std::uint64_t cs = config_.chunk_size;
   std::uint64_t first = off / cs, last = (off + len - 1) / cs, final_chunk = (f.attr.size - 1) / cs;
@@ -769,7 +774,7 @@ Result<std::size_t> Vfs::read_shared(OpenFile& f, const std::shared_ptr<cache::O
         shared_->count_served(*o, n, waited);
         // Folded into this process's check too: other chunks may come past the cache, or be
         // evicted before the object is whole in it (a model larger than the cache).
-        if (WholeCrc& check = whole_crc(f); check.state() == WholeCrc::State::pending && !verified) {
+        if (!verified && check.state() == WholeCrc::State::pending) {
           if (auto server = shared_->server_crc(*o)) check.note_server(*server);
           check.add_known(i * cs, chunk_len(i), ref.crc64);
         }
@@ -787,10 +792,10 @@ Result<std::size_t> Vfs::read_shared(OpenFile& f, const std::shared_ptr<cache::O
         return check_received(f, at, buf + (at - off), n, info.crc64);
       });
   if (!st) return st.error();
-  if (auto damaged = damaged_unless_ok(f); !damaged) {
+  if (auto st = damaged(); !st) {
     shared_->mark_damaged(*o);
-    log::warn(damaged.error().to_string());
-    return damaged.error();
+    log::warn(st.error().to_string());
+    return st.error();
   }
   f.next_sequential.store(off + len);
   return len;

@@ -102,8 +102,7 @@ WholeCrc::State WholeCrc::settle_locked() {
 }
 
 WholeCrc::State WholeCrc::state() const {
-  std::lock_guard lock(mu_);
-  return state_;
+  return state_.load(std::memory_order_acquire);  // asked on every read: no lock
 }
 
 std::uint64_t WholeCrc::computed() const {

@@ -4,6 +4,7 @@
 // pieces cover the object the result is compared with the server's x-oss-hash-crc64ecma.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -46,8 +47,8 @@ class WholeCrc {
   mutable std::mutex mu_;
   std::map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> spans_;  // start -> {end, crc}
   std::optional<std::uint64_t> server_;
-  State state_ = State::pending;
-  forksafe::Set::Member fork_member_;  // every live check's mu_ is held across fork
+  std::atomic<State> state_{State::pending};  // written under mu_; state() reads it without
+  forksafe::Set::Member fork_member_;         // every live check's mu_ is held across fork
 };
 
 }  // namespace ossshim::vfs

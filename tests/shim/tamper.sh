@@ -33,6 +33,30 @@ check cold
 d=$(ns_dir)
 [ -n "$(ls "$d"/o-* 2>/dev/null)" ] && ok || bad "no data files in $d"
 
+# --- Overwritten in place at rest: the file is whole and still the table's, only `cache verify`
+# (the CRC64 of every chunk against the one its fetcher stored) sees it. Chunks are 1 MiB.
+"$ossrun_bin" cache verify > "$work/verify.out" 2>&1 && grep -q " 0 mismatches" "$work/verify.out" && ok ||
+  bad "verify of an intact cache: $(cat "$work/verify.out")"
+f3_data=$(find "$d" -name 'o-*' -size "$(stat -c %s "$root/bkt/f3")c" | head -1)
+[ -n "$f3_data" ] && ok || bad "no data file of f3's size in $d"
+for at in 1000 $((2 * 1048576 + 77)) $((8 * 1048576 + 5)); do  # chunks 0, 2 and 8 of f3
+  printf 'XXXXXXXX' | dd of="$f3_data" bs=1 seek=$at conv=notrunc status=none
+done
+rc=0; "$ossrun_bin" cache verify > "$work/verify.out" 2>&1 || rc=$?
+[ $rc -eq 1 ] && grep -q " 3 mismatches dropped: " "$work/verify.out" &&
+  grep -q "f3 chunk 0, /oss/bkt/f3 chunk 2, /oss/bkt/f3 chunk 8$" "$work/verify.out" && ok ||
+  bad "verify of 3 overwritten chunks: exit $rc: $(cat "$work/verify.out")"
+before=$(origin_bytes)
+got=$("$ossrun_bin" -- cat /oss/bkt/f3 | sha256sum | cut -d' ' -f1)
+[ "$got" = "${want[3]}" ] && ok || { silent=$((silent + 1)); bad "read after verify: wrong bytes"; }
+reads=$((reads + 1))
+fetched=$(($(origin_bytes) - before))
+dropped_bytes=$((2 * 1048576 + $(stat -c %s "$root/bkt/f3") - 8 * 1048576))  # chunk 8 is f3's last, short one
+[ "$fetched" -eq "$dropped_bytes" ] && ok || bad "read after verify fetched $fetched bytes, not the 3 dropped chunks' $dropped_bytes"
+"$ossrun_bin" cache verify > "$work/verify.out" 2>&1 && grep -q " 0 mismatches" "$work/verify.out" && ok ||
+  bad "verify after the refetch: $(cat "$work/verify.out")"
+echo "verify: $(cat "$work/verify.out")"
+
 # --- At rest ---
 rm -f "$d"/o-*;                                        check "data files deleted"
 for f in "$d"/o-*; do : > "$f"; done;                  check "data files truncated to 0"

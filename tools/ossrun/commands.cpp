@@ -1,6 +1,6 @@
 // ossrun's own commands on the node's shared cache: warm (fetch ahead of a launch), stat (live
-// counters), cache clear; and on the store: uploads (list and abort incomplete multipart uploads).
-// They use core directly; no preloading involved.
+// counters), cache clear, cache verify (CRC64 of every cached chunk); and on the store: uploads (list and
+// abort incomplete multipart uploads). They use core directly; no preloading involved.
 #include "commands.hpp"
 
 #include <unistd.h>
@@ -313,6 +313,22 @@ int uploads(const Config& config, const std::vector<std::string>& args) {
   if (younger) std::printf("; %zu younger than %s left out", younger, older_than_text.c_str());
   std::printf("\n");
   return failed ? 1 : 0;
+}
+
+int verify(const Config& config) {
+  auto cache = cache::Cache::attach(config);
+  if (!cache) {
+    std::fprintf(stderr, "ossrun cache verify: %s\n", cache.error().to_string().c_str());
+    return 1;
+  }
+  auto r = (*cache)->verify();
+  std::string which;
+  for (std::size_t i = 0; i < r.dropped.size() && i < 8; ++i) which += (i ? ", " : ": ") + r.dropped[i];
+  if (r.dropped.size() > 8) which += ", ...";
+  std::printf("ossrun cache verify: %llu chunks (%s) checked, %llu mismatches dropped%s\n",
+              static_cast<unsigned long long>(r.chunks), util::format_size(r.bytes).c_str(),
+              static_cast<unsigned long long>(r.mismatches), which.c_str());
+  return r.mismatches ? 1 : 0;
 }
 
 int clear(const Config& config) {

@@ -14,6 +14,8 @@ int warm(const ossshim::Config& config, const std::vector<std::string>& paths);
 int stat(const ossshim::Config& config, bool objects, double watch);
 // ossrun cache clear: empties the cache, or names the processes that use it.
 int clear(const ossshim::Config& config);
+// ossrun cache verify: re-reads every cached chunk, drops those whose CRC64 changed; 1 if any did.
+int verify(const ossshim::Config& config);
 // ossrun uploads [--abort] [--older-than DURATION] PATH...: lists the incomplete multipart uploads
 // under each PATH (a file or directory under the prefix) and with --abort aborts them. `args` is
 // everything after "uploads".

@@ -73,6 +73,7 @@ void usage(FILE* out) {
       "       ossrun [OPTIONS] warm PATH...           fetch files or whole prefixes into the cache\n"
       "       ossrun [OPTIONS] stat [--objects] [--watch SECONDS]   the shared cache's counters\n"
       "       ossrun [OPTIONS] cache clear            empty the shared cache (refused while in use)\n"
+      "       ossrun [OPTIONS] cache verify           check every cached chunk's CRC64, drop damaged ones\n"
       "       ossrun [OPTIONS] uploads [--abort] [--older-than DURATION] PATH...\n"
       "                                               list (and abort) incomplete multipart uploads\n"
       "                                               under PATH, e.g. left by a crashed writer\n"
@@ -222,7 +223,8 @@ int main(int argc, char** argv) {
     }
     if (sub == "uploads") return ossrun::uploads(config.value(), rest);
     if (sub == "cache") {
-      if (rest.size() != 1 || rest[0] != "clear") die("usage: ossrun cache clear");
+      if (rest.size() == 1 && rest[0] == "verify") return ossrun::verify(config.value());
+      if (rest.size() != 1 || rest[0] != "clear") die("usage: ossrun cache clear | ossrun cache verify");
       return ossrun::clear(config.value());
     }
   }
