@@ -535,16 +535,16 @@ int fchdir(int fd) {
   return r;
 }
 char* getcwd(char* buf, size_t size) {
-  if (!globals().cwd_virtual.load(std::memory_order_relaxed)) return REAL(getcwd)(buf, size);
+  if (!cwd_is_virtual()) return REAL(getcwd)(buf, size);
   return getcwd_virtual(buf, size);
 }
 char* __getcwd_chk(char* buf, size_t size, size_t buflen) {
-  if (!globals().cwd_virtual.load(std::memory_order_relaxed)) return REAL(__getcwd_chk)(buf, size, buflen);
+  if (!cwd_is_virtual()) return REAL(__getcwd_chk)(buf, size, buflen);
   if (size > buflen) __chk_fail();
   return getcwd_virtual(buf, size);
 }
 char* get_current_dir_name(void) {
-  if (!globals().cwd_virtual.load(std::memory_order_relaxed)) return REAL(get_current_dir_name)();
+  if (!cwd_is_virtual()) return REAL(get_current_dir_name)();
   return getcwd_virtual(nullptr, 0);
 }
 

@@ -34,9 +34,7 @@ inline bool may_lead_into_prefix(const char* path) {
 inline bool maybe_virtual(int dirfd, const char* path) {
   if (path == nullptr) return false;
   if (path[0] == '/') return is_virtual_path(path);
-  if (dirfd == AT_FDCWD ? globals().cwd_virtual.load(std::memory_order_relaxed) && !in_own_call()
-                        : virtual_fd(dirfd))
-    return true;
+  if (dirfd == AT_FDCWD ? !in_own_call() && cwd_is_virtual() : virtual_fd(dirfd)) return true;
   return !in_own_call() && may_lead_into_prefix(path);
 }
 

@@ -39,10 +39,25 @@ struct Globals {
   std::atomic<std::uint64_t> fd_ino[kMaxFds];
   // A chdir() into the prefix makes the cwd virtual: relative paths then resolve against `cwd`.
   std::atomic<bool> cwd_virtual{false};
+  // Whether the cwd a program started in was looked at (a marker directory, cwd.cpp): 0 not yet,
+  // 1 being looked at, 2 done. On first need, not at start-up (cwd_is_virtual).
+  std::atomic<int> cwd_checked{0};
   std::mutex cwd_mu;
   std::string* cwd = nullptr;  // guarded by cwd_mu; allocated on first virtual chdir
 };
 Globals& globals();
+
+// Looks, once, whether the process started in a virtual cwd (one getcwd; the marker's file when
+// the cwd is a marker directory). Other threads asking meanwhile wait for the answer.
+void check_inherited_cwd();
+
+// Is the current directory virtual (relative paths are then the shim's)? Every reader of
+// `cwd_virtual` asks here: the first time, the cwd inherited across exec is looked at.
+inline bool cwd_is_virtual() {
+  Globals& g = globals();
+  if (g.cwd_checked.load(std::memory_order_acquire) != 2) check_inherited_cwd();
+  return g.cwd_virtual.load(std::memory_order_relaxed);
+}
 
 // One prefix compare: is this absolute path under the virtual prefix? Never for the shim's own
 // calls (guard.hpp).

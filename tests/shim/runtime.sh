@@ -27,6 +27,18 @@ inherited=$(grep -Eo ' [0-9]+ -> .*' "$work/fds" | grep -Ev '^ [012] -> ' | grep
 [ -z "$inherited" ] && ok || bad "the exec'd child inherited: $inherited"
 grep -q socket "$work/fds" && bad "a socket was inherited: $(cat "$work/fds")" || ok
 
+# Start-up adds no system call of the shim's own to a program that never uses the prefix: no
+# getcwd, no /proc/self/fd scan (only with OSSSHIM_INHERITED_FDS), no readlink/fstat per fd.
+# (What the loader does to map the library is the same for any preloaded library.)
+strace -f -o "$work/true.strace" "$ossrun_bin" -- /bin/true 3< /dev/null 4< /dev/null || bad "strace /bin/true"
+own=$(sed -n '/execve("\/bin\/true"/,$p' "$work/true.strace" | grep -E 'getcwd|/proc/self/fd|readlink|getdents' || true)
+[ -z "$own" ] && ok || bad "start-up of /bin/true made the shim's own calls: $own"
+
+# The virtual cwd is inherited lazily (first relative path, getcwd): programs exec'd from a shell
+# after `cd /oss/...` see it, in getcwd and in relative paths.
+out=$("$ossrun_bin" -- bash -c 'cd /oss/bkt/dir && /bin/pwd && cat f2.txt && ls && /usr/bin/python3 -c "import os; print(os.getcwd()); print(open(\"f3.txt\").read().strip())"' 2>&1) || true
+[ "$out" = "$(printf '/oss/bkt/dir\n2\nf1.txt\nf2.txt\nf3.txt\nsub\n/oss/bkt/dir\n3')" ] && ok || bad "inherited virtual cwd: $out"
+
 # The staging directory must be ours, 0700 and real; otherwise writes fail with one line naming the fix.
 uid=$(id -u)
 stage_write() {  # stage_write DIR NAME: a staged write with staging_dir DIR; its stderr in $work/stage.err
