@@ -228,6 +228,10 @@ struct Record {
   char kind = 'r';  // 'r' file for reading, 'd' directory, 'w' writer
   int flags = 0;    // a writer's open flags (O_APPEND)
   long opener = 0;  // a writer's process
+  // A writer whose bytes written before the exec were stored (a sink handed to exec,
+  // sinks_before_exec): the new program keeps the object's content and writes on from this
+  // offset, as the same open file description would. -1: it opens as the program did (O_TRUNC).
+  long long keep = -1;
   std::string etag, display;
 };
 using Identity = std::pair<std::uint64_t, std::uint64_t>;
@@ -248,12 +252,13 @@ bool identity_of(int fd, Identity& id, struct stat* out = nullptr) {
   return true;
 }
 
-// "dev:ino:kind:flags:opener:etaglen:displaylen:" etag display ";" -- lengths, not separators,
+// "dev:ino:kind:flags:opener:keep:etaglen:displaylen:" etag display ";" -- lengths, not separators,
 // delimit the strings, so any key (';', newlines, 4 KiB long) round-trips.
 void append_record(std::string& out, const Identity& id, const Record& r) {
   out += std::to_string(id.first) + ":" + std::to_string(id.second) + ":" + r.kind + ":" +
-         std::to_string(r.flags) + ":" + std::to_string(r.opener) + ":" + std::to_string(r.etag.size()) +
-         ":" + std::to_string(r.display.size()) + ":" + r.etag + r.display + ";";
+         std::to_string(r.flags) + ":" + std::to_string(r.opener) + ":" + std::to_string(r.keep) + ":" +
+         std::to_string(r.etag.size()) + ":" + std::to_string(r.display.size()) + ":" + r.etag + r.display +
+         ";";
 }
 
 void parse_records(const char* text, std::map<Identity, Record>& into) {
@@ -263,8 +268,9 @@ void parse_records(const char* text, std::map<Identity, Record>& into) {
     char kind;
     int flags, used = 0;
     long opener;
-    if (std::sscanf(p, "%llu:%llu:%c:%d:%ld:%llu:%llu:%n", &dev, &ino, &kind, &flags, &opener, &etag_len,
-                    &display_len, &used) != 7 ||
+    long long keep;
+    if (std::sscanf(p, "%llu:%llu:%c:%d:%ld:%lld:%llu:%llu:%n", &dev, &ino, &kind, &flags, &opener, &keep,
+                    &etag_len, &display_len, &used) != 8 ||
         used == 0 || std::strlen(p + used) < etag_len + display_len + 1 ||
         p[used + etag_len + display_len] != ';') {
       log::warn(std::string(kRecordsVar) + " is malformed at \"" + std::string(p).substr(0, 40) +
@@ -275,6 +281,7 @@ void parse_records(const char* text, std::map<Identity, Record>& into) {
     r.kind = kind;
     r.flags = flags;
     r.opener = opener;
+    r.keep = keep;
     r.etag.assign(p + used, etag_len);
     r.display.assign(p + used + etag_len, display_len);
     into[{dev, ino}] = std::move(r);
@@ -355,8 +362,9 @@ bool is_placeholder_link(int fd) {
 }
 }  // namespace
 
-void note_handoff(int fd, const vfs::OpenFile& file) {
-  Record r = record_of(file);  // now: the hand-off then leaves the writer to nobody (writer_pid 0)
+void note_handoff(int fd, const vfs::OpenFile& file, long long keep) {
+  Record r = record_of(file);
+  r.keep = keep;
   std::lock_guard lock(g_records_mu);
   g_handed.emplace_back(fd, std::move(r));
 }
@@ -471,7 +479,8 @@ bool adopt_fd(int fd) {
                   std::to_string(rec.opener) + " may store its own version when it closes the file");
       if (own >= 0) REAL(close)(own);
     }
-    int flags = O_WRONLY | ((rec.flags & O_APPEND) ? O_APPEND : O_CREAT | O_TRUNC);
+    // O_APPEND, or what the exec'ing image stored kept (rec.keep), or truncated as the program asked.
+    int flags = O_WRONLY | O_CREAT | ((rec.flags & O_APPEND) ? O_APPEND : rec.keep >= 0 ? 0 : O_TRUNC);
     vfs::Vfs* fs = filesystem();
     auto f = fs ? fs->open_write(path, flags) : Result<std::shared_ptr<vfs::OpenFile>>(Error{});
     if (!f) {
@@ -481,6 +490,7 @@ bool adopt_fd(int fd) {
       return false;
     }
     (*f)->status_flags.store(rec.flags);
+    if (rec.keep >= 0 && !(rec.flags & O_APPEND)) (*f)->offset.store(static_cast<std::uint64_t>(rec.keep));
     if ((fd == 1 || fd == 2) && make_sink(fd, *f)) return true;
     attach(fd, std::move(f.value()));
     return true;

@@ -87,7 +87,8 @@ bool adopt_fd(int fd);
 // is not in the table (a sink's, sinks_before_exec); inheritance_env returns the variable's
 // "NAME=records" entry (empty: nothing inherited) for every descriptor without FD_CLOEXEC;
 // environment_with gives `envp` with that entry instead of any inherited one.
-void note_handoff(int fd, const vfs::OpenFile& file);
+// `keep`: the offset to write on from over the stored object, or -1 (see Record in fds.cpp).
+void note_handoff(int fd, const vfs::OpenFile& file, long long keep);
 std::string inheritance_env();
 std::vector<char*> environment_with(char* const envp[], const std::string& entry);
 
