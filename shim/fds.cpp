@@ -179,6 +179,31 @@ bool placeholder_intact(int fd) {
   return false;
 }
 
+namespace {
+bool is_placeholder_link(int fd);
+}  // namespace
+
+int checked_dup(int oldfd, FdIdentity before, int r, const std::shared_ptr<vfs::OpenFile>& f) {
+  if (r < 0 || oldfd < 0 || oldfd >= kMaxFds || r == oldfd) return r;
+  if (!f && (in_own_call() || (before.ino == 0 && identity_now(oldfd).ino == 0))) return r;
+  int saved = errno;
+  struct stat st;
+  if (REAL(fstat)(r, &st) != 0) return r;
+  auto dev = static_cast<std::uint64_t>(st.st_dev);
+  auto ino = static_cast<std::uint64_t>(st.st_ino);
+  FdIdentity now = identity_now(oldfd);
+  bool ok =
+      f ? now.dev == dev && now.ino == ino && lookup_file(oldfd) == f
+        : !closing_placeholder(oldfd, before, dev, ino) && (st.st_nlink != 0 || !is_placeholder_link(r));
+  if (ok) {
+    errno = saved;
+    return r;
+  }
+  REAL(close)(r);
+  errno = EBADF;
+  return -1;
+}
+
 void attach(int fd, std::shared_ptr<vfs::OpenFile> file) {
   Globals& g = globals();
   struct stat st;
