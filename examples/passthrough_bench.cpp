@@ -1,7 +1,9 @@
 // Pass-through overhead: a local-file-heavy workload (stat, then open/read/close, of many small
-// local files) timed without and with libossshim.so preloaded, in one run. Prints both rates and
-// their ratio. The shim's promise: a call that is not for the prefix costs one compare.
-//   passthrough_bench [LIBOSSSHIM] [FILES] [ROUNDS]
+// local files) timed without and with libossshim.so preloaded, in one run, and with EMPTY_LIB (an
+// empty shared library: what any preload costs) when given. Prints the rates and the ratios. The
+// shim's promise: a call that is not for the prefix costs one compare.
+//   passthrough_bench [LIBOSSSHIM] [FILES] [ROUNDS] [EMPTY_LIB]
+// (tools/bench/passthrough_cost.py --workload builds the empty library and passes it.)
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -41,6 +43,7 @@ int main(int argc, char** argv) {
   std::string lib = argc > 1 ? argv[1] : "build/shim/libossshim.so";
   int files = argc > 2 ? std::atoi(argv[2]) : 2000;
   int rounds = argc > 3 ? std::atoi(argv[3]) : 20;
+  std::string empty = argc > 4 ? argv[4] : "";
   char tmpl[] = "/tmp/ossshim-passthrough-XXXXXX";
   std::string dir = mkdtemp(tmpl);
   for (int i = 0; i < files; ++i) {
@@ -49,14 +52,14 @@ int main(int argc, char** argv) {
     if (fd < 0 || write(fd, "0123456789abcdef", 16) != 16) return 1;
     close(fd);
   }
-  auto run = [&](bool preload) {
+  auto run = [&](const std::string& preload) {
     int pipefd[2];
     if (pipe(pipefd) != 0) std::exit(1);
     pid_t pid = fork();
     if (pid == 0) {
       dup2(pipefd[1], 1);
-      if (preload)
-        setenv("LD_PRELOAD", lib.c_str(), 1);
+      if (!preload.empty())
+        setenv("LD_PRELOAD", preload.c_str(), 1);
       else
         unsetenv("LD_PRELOAD");
       // The shim needs no endpoint for pass-through calls; give it one so nothing complains.
@@ -78,17 +81,21 @@ int main(int argc, char** argv) {
     return std::atof(out);
   };
   long ops = static_cast<long>(files) * rounds;
-  run(false);  // warm the page cache and dentries
-  double best_plain = 1e9, best_shim = 1e9;
+  run("");  // warm the page cache and dentries
+  double best_plain = 1e9, best_empty = 1e9, best_shim = 1e9;
   for (int k = 0; k < 3; ++k) {  // alternate, keep the best of three of each
-    best_plain = std::min(best_plain, run(false));
-    best_shim = std::min(best_shim, run(true));
+    best_plain = std::min(best_plain, run(""));
+    if (!empty.empty()) best_empty = std::min(best_empty, run(empty));
+    best_shim = std::min(best_shim, run(lib));
   }
   std::printf("workload: %d local files x %d rounds of stat + open + read + close (%ld each)\n", files,
               rounds, ops);
-  std::printf("without shim: %.3f s  %.2f us per file\n", best_plain, best_plain / ops * 1e6);
-  std::printf("with shim:    %.3f s  %.2f us per file\n", best_shim, best_shim / ops * 1e6);
+  std::printf("without shim:  %.3f s  %.2f us per file\n", best_plain, best_plain / ops * 1e6);
+  if (!empty.empty())
+    std::printf("empty preload: %.3f s  %.2f us per file\n", best_empty, best_empty / ops * 1e6);
+  std::printf("with shim:     %.3f s  %.2f us per file\n", best_shim, best_shim / ops * 1e6);
   std::printf("ratio (with / without): %.3f\n", best_shim / best_plain);
+  if (!empty.empty()) std::printf("ratio (with / empty preload): %.3f\n", best_shim / best_empty);
   std::string cleanup = "rm -rf " + dir;
   return std::system(cleanup.c_str()) == 0 ? 0 : 1;
 }

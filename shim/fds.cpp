@@ -179,6 +179,31 @@ bool placeholder_intact(int fd) {
   return false;
 }
 
+namespace {
+bool is_placeholder_link(int fd);
+}  // namespace
+
+int checked_dup(int oldfd, FdIdentity before, int r, const std::shared_ptr<vfs::OpenFile>& f) {
+  if (r < 0 || oldfd < 0 || oldfd >= kMaxFds || r == oldfd) return r;
+  if (!f && (in_own_call() || (before.ino == 0 && identity_now(oldfd).ino == 0))) return r;
+  int saved = errno;
+  struct stat st;
+  if (REAL(fstat)(r, &st) != 0) return r;
+  auto dev = static_cast<std::uint64_t>(st.st_dev);
+  auto ino = static_cast<std::uint64_t>(st.st_ino);
+  FdIdentity now = identity_now(oldfd);
+  bool ok =
+      f ? now.dev == dev && now.ino == ino && lookup_file(oldfd) == f
+        : !closing_placeholder(oldfd, before, dev, ino) && (st.st_nlink != 0 || !is_placeholder_link(r));
+  if (ok) {
+    errno = saved;
+    return r;
+  }
+  REAL(close)(r);
+  errno = EBADF;
+  return -1;
+}
+
 void attach(int fd, std::shared_ptr<vfs::OpenFile> file) {
   Globals& g = globals();
   struct stat st;
@@ -228,6 +253,10 @@ struct Record {
   char kind = 'r';  // 'r' file for reading, 'd' directory, 'w' writer
   int flags = 0;    // a writer's open flags (O_APPEND)
   long opener = 0;  // a writer's process
+  // A writer whose bytes written before the exec were stored (a sink handed to exec,
+  // sinks_before_exec): the new program keeps the object's content and writes on from this
+  // offset, as the same open file description would. -1: it opens as the program did (O_TRUNC).
+  long long keep = -1;
   std::string etag, display;
 };
 using Identity = std::pair<std::uint64_t, std::uint64_t>;
@@ -248,12 +277,13 @@ bool identity_of(int fd, Identity& id, struct stat* out = nullptr) {
   return true;
 }
 
-// "dev:ino:kind:flags:opener:etaglen:displaylen:" etag display ";" -- lengths, not separators,
+// "dev:ino:kind:flags:opener:keep:etaglen:displaylen:" etag display ";" -- lengths, not separators,
 // delimit the strings, so any key (';', newlines, 4 KiB long) round-trips.
 void append_record(std::string& out, const Identity& id, const Record& r) {
   out += std::to_string(id.first) + ":" + std::to_string(id.second) + ":" + r.kind + ":" +
-         std::to_string(r.flags) + ":" + std::to_string(r.opener) + ":" + std::to_string(r.etag.size()) +
-         ":" + std::to_string(r.display.size()) + ":" + r.etag + r.display + ";";
+         std::to_string(r.flags) + ":" + std::to_string(r.opener) + ":" + std::to_string(r.keep) + ":" +
+         std::to_string(r.etag.size()) + ":" + std::to_string(r.display.size()) + ":" + r.etag + r.display +
+         ";";
 }
 
 void parse_records(const char* text, std::map<Identity, Record>& into) {
@@ -263,8 +293,9 @@ void parse_records(const char* text, std::map<Identity, Record>& into) {
     char kind;
     int flags, used = 0;
     long opener;
-    if (std::sscanf(p, "%llu:%llu:%c:%d:%ld:%llu:%llu:%n", &dev, &ino, &kind, &flags, &opener, &etag_len,
-                    &display_len, &used) != 7 ||
+    long long keep;
+    if (std::sscanf(p, "%llu:%llu:%c:%d:%ld:%lld:%llu:%llu:%n", &dev, &ino, &kind, &flags, &opener, &keep,
+                    &etag_len, &display_len, &used) != 8 ||
         used == 0 || std::strlen(p + used) < etag_len + display_len + 1 ||
         p[used + etag_len + display_len] != ';') {
       log::warn(std::string(kRecordsVar) + " is malformed at \"" + std::string(p).substr(0, 40) +
@@ -275,6 +306,7 @@ void parse_records(const char* text, std::map<Identity, Record>& into) {
     r.kind = kind;
     r.flags = flags;
     r.opener = opener;
+    r.keep = keep;
     r.etag.assign(p + used, etag_len);
     r.display.assign(p + used + etag_len, display_len);
     into[{dev, ino}] = std::move(r);
@@ -355,8 +387,9 @@ bool is_placeholder_link(int fd) {
 }
 }  // namespace
 
-void note_handoff(int fd, const vfs::OpenFile& file) {
-  Record r = record_of(file);  // now: the hand-off then leaves the writer to nobody (writer_pid 0)
+void note_handoff(int fd, const vfs::OpenFile& file, long long keep) {
+  Record r = record_of(file);
+  r.keep = keep;
   std::lock_guard lock(g_records_mu);
   g_handed.emplace_back(fd, std::move(r));
 }
@@ -471,7 +504,8 @@ bool adopt_fd(int fd) {
                   std::to_string(rec.opener) + " may store its own version when it closes the file");
       if (own >= 0) REAL(close)(own);
     }
-    int flags = O_WRONLY | ((rec.flags & O_APPEND) ? O_APPEND : O_CREAT | O_TRUNC);
+    // O_APPEND, or what the exec'ing image stored kept (rec.keep), or truncated as the program asked.
+    int flags = O_WRONLY | O_CREAT | ((rec.flags & O_APPEND) ? O_APPEND : rec.keep >= 0 ? 0 : O_TRUNC);
     vfs::Vfs* fs = filesystem();
     auto f = fs ? fs->open_write(path, flags) : Result<std::shared_ptr<vfs::OpenFile>>(Error{});
     if (!f) {
@@ -481,6 +515,7 @@ bool adopt_fd(int fd) {
       return false;
     }
     (*f)->status_flags.store(rec.flags);
+    if (rec.keep >= 0 && !(rec.flags & O_APPEND)) (*f)->offset.store(static_cast<std::uint64_t>(rec.keep));
     if ((fd == 1 || fd == 2) && make_sink(fd, *f)) return true;
     attach(fd, std::move(f.value()));
     return true;
@@ -509,7 +544,13 @@ bool raced_close(int fd) {
 }
 
 void adopt_inherited_fds() {
-  if (const char* text = std::getenv(kRecordsVar)) {
+  // Only a program exec'd by a preloaded one with virtual descriptors open gets records; every
+  // other program starts without a look at /proc/self/fd (5 system calls and 2 per descriptor).
+  // A placeholder passed on by a call the shim did not see (a raw execve) then goes unnoticed
+  // here: calls on it fail with EBADF (it is an O_PATH descriptor).
+  const char* text = std::getenv(kRecordsVar);
+  if (text == nullptr || *text == '\0') return;
+  {
     std::lock_guard lock(g_records_mu);
     parse_records(text, records());
   }

@@ -573,7 +573,10 @@ void closefrom(int lowfd) {
 }
 
 int dup(int fd) {
-  if (!shim_fd(fd)) return fresh_fd(REAL(dup)(fd));
+  if (!shim_fd(fd)) {
+    FdIdentity before = identity_now(fd);
+    return fresh_fd(checked_dup(fd, before, REAL(dup)(fd), nullptr));
+  }
   if (sink_fd(fd)) {
     int r = REAL(dup)(fd);
     if (r >= 0 && !in_vfork_child()) sink_copied(fd, r);
@@ -581,7 +584,7 @@ int dup(int fd) {
   }
   auto f = lookup_file(fd);
   if (!f) return -1;
-  return adopt_dup(REAL(dup)(fd), f);
+  return adopt_dup(checked_dup(fd, {}, REAL(dup)(fd), f), f);
 }
 
 namespace {
@@ -613,20 +616,37 @@ bool source_of(int oldfd, std::shared_ptr<vfs::OpenFile>& f) {
   f = lookup_file(oldfd);
   return f != nullptr;
 }
+
+// The kernel made newfd (r) from oldfd, which was closed meanwhile (checked_dup closed newfd):
+// newfd's old file is released as dup_onto would, and the call fails with EBADF.
+int dup_raced(int oldfd, int newfd, const std::shared_ptr<vfs::OpenFile>& f, int r) {
+  if (r < 0 || checked_dup(oldfd, {}, r, f) >= 0) return dup_onto(oldfd, newfd, f, r);
+  (void)dup_onto(oldfd, newfd, nullptr, newfd);
+  errno = EBADF;
+  return -1;
+}
 }  // namespace
 
 int dup2(int oldfd, int newfd) {
-  if (!shim_fd(oldfd) && !shim_fd(newfd)) return REAL(dup2)(oldfd, newfd);
+  if (!shim_fd(oldfd) && !shim_fd(newfd)) {
+    FdIdentity before = identity_now(oldfd);
+    return checked_dup(oldfd, before, REAL(dup2)(oldfd, newfd), nullptr);
+  }
   if (oldfd == newfd) return REAL(dup2)(oldfd, newfd);
   std::shared_ptr<vfs::OpenFile> f;
   if (!source_of(oldfd, f)) return -1;
-  return dup_onto(oldfd, newfd, f, REAL(dup2)(oldfd, newfd));
+  if (f) preset_identity(oldfd, newfd);
+  return dup_raced(oldfd, newfd, f, REAL(dup2)(oldfd, newfd));
 }
 int dup3(int oldfd, int newfd, int flags) {
-  if (!shim_fd(oldfd) && !shim_fd(newfd)) return REAL(dup3)(oldfd, newfd, flags);
+  if (!shim_fd(oldfd) && !shim_fd(newfd)) {
+    FdIdentity before = identity_now(oldfd);
+    return checked_dup(oldfd, before, REAL(dup3)(oldfd, newfd, flags), nullptr);
+  }
   std::shared_ptr<vfs::OpenFile> f;
   if (!source_of(oldfd, f)) return -1;
-  return dup_onto(oldfd, newfd, f, REAL(dup3)(oldfd, newfd, flags));
+  if (f) preset_identity(oldfd, newfd);
+  return dup_raced(oldfd, newfd, f, REAL(dup3)(oldfd, newfd, flags));
 }
 
 // A sink is a real pipe; only a copy of it concerns the shim.
@@ -642,7 +662,7 @@ static int virtual_fcntl(int fd, int cmd, void* arg) {
   switch (cmd) {
     case F_DUPFD:
     case F_DUPFD_CLOEXEC:
-      return adopt_dup(REAL(fcntl)(fd, cmd, arg), f);
+      return adopt_dup(checked_dup(fd, {}, REAL(fcntl)(fd, cmd, arg), f), f);
     case F_GETFL:
       return f->status_flags.load();
     case F_SETFL: {

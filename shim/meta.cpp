@@ -312,21 +312,35 @@ int lstat64(const char* path, struct stat64* st) {
   WITH_TARGET(AT_FDCWD, path, lstat_path(t.path, st), REAL(lstat64)(path, st));
 }
 int fstat(int fd, struct stat* st) {
-  if (!virtual_fd(fd)) return REAL(fstat)(fd, st);
+  if (!virtual_fd(fd)) {
+    FdIdentity before = identity_now(fd);
+    return passed_fstat(fd, before, REAL(fstat)(fd, st), st);
+  }
   return stat_fd(fd, st);
 }
 int fstat64(int fd, struct stat64* st) {
-  if (!virtual_fd(fd)) return REAL(fstat64)(fd, st);
+  if (!virtual_fd(fd)) {
+    FdIdentity before = identity_now(fd);
+    return passed_fstat(fd, before, REAL(fstat64)(fd, st), st);
+  }
   return stat_fd(fd, st);
 }
 int fstatat(int dirfd, const char* path, struct stat* st, int flags) {
-  if ((flags & AT_EMPTY_PATH) && empty_path(path) && virtual_fd(dirfd)) return stat_fd(dirfd, st);
+  if ((flags & AT_EMPTY_PATH) && empty_path(path)) {
+    if (virtual_fd(dirfd)) return stat_fd(dirfd, st);
+    FdIdentity before = identity_now(dirfd);
+    return passed_fstat(dirfd, before, REAL(fstatat)(dirfd, path, st, flags), st);
+  }
   WITH_TARGET_LINKED_IF(!(flags & AT_SYMLINK_NOFOLLOW), dirfd, path,
                         stat_path(t.path, st, !(flags & AT_SYMLINK_NOFOLLOW)),
                         REAL(fstatat)(dirfd, path, st, flags));
 }
 int fstatat64(int dirfd, const char* path, struct stat64* st, int flags) {
-  if ((flags & AT_EMPTY_PATH) && empty_path(path) && virtual_fd(dirfd)) return stat_fd(dirfd, st);
+  if ((flags & AT_EMPTY_PATH) && empty_path(path)) {
+    if (virtual_fd(dirfd)) return stat_fd(dirfd, st);
+    FdIdentity before = identity_now(dirfd);
+    return passed_fstat(dirfd, before, REAL(fstatat64)(dirfd, path, st, flags), st);
+  }
   WITH_TARGET_LINKED_IF(!(flags & AT_SYMLINK_NOFOLLOW), dirfd, path,
                         stat_path(t.path, st, !(flags & AT_SYMLINK_NOFOLLOW)),
                         REAL(fstatat64)(dirfd, path, st, flags));
@@ -352,11 +366,17 @@ int __lxstat64(int ver, const char* path, struct stat64* st) {
   WITH_TARGET(AT_FDCWD, path, lstat_path(t.path, st), REAL(__lxstat64)(ver, path, st));
 }
 int __fxstat(int ver, int fd, struct stat* st) {
-  if (!virtual_fd(fd)) return REAL(__fxstat)(ver, fd, st);
+  if (!virtual_fd(fd)) {
+    FdIdentity before = identity_now(fd);
+    return passed_fstat(fd, before, REAL(__fxstat)(ver, fd, st), st);
+  }
   return stat_fd(fd, st);
 }
 int __fxstat64(int ver, int fd, struct stat64* st) {
-  if (!virtual_fd(fd)) return REAL(__fxstat64)(ver, fd, st);
+  if (!virtual_fd(fd)) {
+    FdIdentity before = identity_now(fd);
+    return passed_fstat(fd, before, REAL(__fxstat64)(ver, fd, st), st);
+  }
   return stat_fd(fd, st);
 }
 int __fxstatat(int ver, int dirfd, const char* path, struct stat* st, int flags) {
@@ -546,16 +566,16 @@ int fchdir(int fd) {
   return r;
 }
 char* getcwd(char* buf, size_t size) {
-  if (!globals().cwd_virtual.load(std::memory_order_relaxed)) return REAL(getcwd)(buf, size);
+  if (!cwd_is_virtual()) return REAL(getcwd)(buf, size);
   return getcwd_virtual(buf, size);
 }
 char* __getcwd_chk(char* buf, size_t size, size_t buflen) {
-  if (!globals().cwd_virtual.load(std::memory_order_relaxed)) return REAL(__getcwd_chk)(buf, size, buflen);
+  if (!cwd_is_virtual()) return REAL(__getcwd_chk)(buf, size, buflen);
   if (size > buflen) __chk_fail();
   return getcwd_virtual(buf, size);
 }
 char* get_current_dir_name(void) {
-  if (!globals().cwd_virtual.load(std::memory_order_relaxed)) return REAL(get_current_dir_name)();
+  if (!cwd_is_virtual()) return REAL(get_current_dir_name)();
   return getcwd_virtual(nullptr, 0);
 }
 

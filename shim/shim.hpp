@@ -34,9 +34,7 @@ inline bool may_lead_into_prefix(const char* path) {
 inline bool maybe_virtual(int dirfd, const char* path) {
   if (path == nullptr) return false;
   if (path[0] == '/') return is_virtual_path(path);
-  if (dirfd == AT_FDCWD ? globals().cwd_virtual.load(std::memory_order_relaxed) && !in_own_call()
-                        : virtual_fd(dirfd))
-    return true;
+  if (dirfd == AT_FDCWD ? !in_own_call() && cwd_is_virtual() : virtual_fd(dirfd)) return true;
   return !in_own_call() && may_lead_into_prefix(path);
 }
 
@@ -89,7 +87,8 @@ bool adopt_fd(int fd);
 // is not in the table (a sink's, sinks_before_exec); inheritance_env returns the variable's
 // "NAME=records" entry (empty: nothing inherited) for every descriptor without FD_CLOEXEC;
 // environment_with gives `envp` with that entry instead of any inherited one.
-void note_handoff(int fd, const vfs::OpenFile& file);
+// `keep`: the offset to write on from over the stored object, or -1 (see Record in fds.cpp).
+void note_handoff(int fd, const vfs::OpenFile& file, long long keep);
 std::string inheritance_env();
 std::vector<char*> environment_with(char* const envp[], const std::string& entry);
 

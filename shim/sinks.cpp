@@ -41,7 +41,10 @@ struct Sink {
   std::atomic<int> listener{-1};
   pid_t owner = 0;
   int copies = 0;        // this process's descriptors that are the pipe's write end (tables().mu)
-  bool handoff = false;  // exec: the new program takes the file over; do not commit
+  bool handoff = false;  // exec: the new program takes the file over
+  // After a hand-off, set by the drain: the offset the new program writes on from, over the
+  // object now holding what this image wrote; -1 when there was nothing to keep.
+  long long keep = -1;
   std::mutex mu;
   std::condition_variable cv;  // `stored` grew, or `done`
   // Bytes the drain has read from the pipe, and of those, how many it has written to the file (or
@@ -207,8 +210,23 @@ void drain(std::shared_ptr<Sink> s) {
   if (int l = s->listener.exchange(-1); l >= 0) REAL(close)(l);
   Status st = outcome;
   if (s->handoff) {
-    (void)f.writer->truncate(0);  // the new program writes the file; this image's part is void
-    f.writer_pid = 0;             // nobody here commits it
+    // The new program writes on where this image stopped, as the same open file description
+    // would (`sh -c 'echo a; exec cat x' > /oss/f` holds "a" and x): what this image wrote is
+    // stored first, and the new program keeps it. An empty file has nothing to keep: the new
+    // program's open truncates it as this one's did, and nothing is stored here.
+    if (!st || fs->size_of(f) == 0) {
+      (void)f.writer->truncate(0);
+      f.writer_pid = 0;  // nobody here commits it
+      if (!st)
+        log::error(st.error().to_string() + " -- the program exec'd with " + f.display +
+                   " as its output starts it anew");
+    } else if ((st = fs->close_file(f))) {
+      std::lock_guard lock(s->mu);
+      s->keep = static_cast<long long>(off);
+    } else {
+      log::error(st.error().to_string() + " -- what was written to " + f.display +
+                 " before exec was not stored; the program exec'd with it starts it anew");
+    }
   } else if (st) {
     st = fs->close_file(f);
   } else {
@@ -367,6 +385,7 @@ int sync_plain(int fd, bool data_only) {
 
 void sinks_before_exec() {
   std::vector<std::shared_ptr<Sink>> handed;
+  std::vector<std::pair<int, std::shared_ptr<Sink>>> placed;  // descriptors given a placeholder
   {
     std::lock_guard lock(tables().mu);
     tables().handed.clear();
@@ -384,7 +403,7 @@ void sinks_before_exec() {
         (void)detach(holder);  // only its kernel object is wanted
         REAL(dup3)(holder, fd, cloexec > 0 && (cloexec & FD_CLOEXEC) ? O_CLOEXEC : 0);
         REAL(close)(holder);
-        note_handoff(fd, *s->file);
+        placed.emplace_back(fd, s);
       }
       tables().handed.push_back(fd);
       if (--s->copies == 0) handed.push_back(s);
@@ -393,6 +412,15 @@ void sinks_before_exec() {
     }
   }
   for (auto& s : handed) wait_done(*s);
+  // The records once the drains are done: where each new writer starts (Sink::keep).
+  for (auto& [fd, s] : placed) {
+    long long keep;
+    {
+      std::lock_guard lock(s->mu);
+      keep = s->done ? s->keep : -1;
+    }
+    note_handoff(fd, *s->file, keep);
+  }
 }
 
 void sinks_after_failed_exec() {

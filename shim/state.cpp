@@ -78,6 +78,33 @@ void open_fd_gate_in_child(void*) {
   g_fd_gate_closed.store(0);
 }
 
+// A default for a variable of the environment, without allocating: setenv would (glibc's environ
+// array), and the first malloc of a program that never allocates (/bin/true) costs three system
+// calls (tcache's getrandom, two brk). Instead environ points to a static copy with the entry
+// added, which glibc's setenv/putenv/unsetenv handle like any program-provided environ (a later
+// addition copies it to the heap). Only at start-up, single-threaded; a huge environment falls
+// back to setenv.
+constexpr std::size_t kEnvSlots = 1024;
+constinit char* g_env[kEnvSlots] = {};
+char g_uv_io_uring[] = "UV_USE_IO_URING=0";
+
+void default_env(char* entry) {
+  const char* eq = std::strchr(entry, '=');
+  std::size_t name_len = static_cast<std::size_t>(eq - entry);
+  std::size_t n = 0;
+  for (; environ && environ[n]; ++n)
+    if (std::strncmp(environ[n], entry, name_len) == 0 && environ[n][name_len] == '=') return;  // the user's
+  if (n + 2 > kEnvSlots) {
+    std::string name(entry, name_len);
+    setenv(name.c_str(), eq + 1, 0);
+    return;
+  }
+  if (n) std::memcpy(g_env, environ, n * sizeof *g_env);
+  g_env[n] = entry;
+  g_env[n + 1] = nullptr;
+  environ = g_env;
+}
+
 void init_filesystem() {
   OwnCall own;  // configuration files, the log file, the cache: the shim's own calls pass through
   auto config = load_config(process_env());
@@ -130,6 +157,7 @@ void after_fork_in_child() {
   g_globals.pid = static_cast<pid_t>(syscall(SYS_getpid));  // first: close() tells vfork children by it
   forksafe::child();
   g_init_mu.unlock();
+  if (g_globals.cwd_checked.load() == 1) g_globals.cwd_checked.store(0);  // the parent's thread was looking
   if (!g_vfs) return;
   // The child inherits the parent's mappings: it pins them in its own name.
   auto pins = mapping_pins();
@@ -149,12 +177,13 @@ __attribute__((constructor)) void shim_constructor() {
   g_globals.pid = static_cast<pid_t>(syscall(SYS_getpid));
   // libuv 1.45 and later submit file operations to io_uring, which the shim cannot see (on a
   // virtual fd they fail with EBADF): unless the user chose, they go through libc (syscall.cpp).
-  setenv("UV_USE_IO_URING", "0", 0);
+  default_env(g_uv_io_uring);
   forksafe::add(forksafe::Rank::fd_table,
                 forksafe::Hooks{close_fd_gate, open_fd_gate_in_parent, open_fd_gate_in_child}, nullptr);
   forksafe::add_mutex(forksafe::Rank::cwd, g_globals.cwd_mu);
   pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
-  restore_virtual_cwd();
+  // The virtual cwd inherited through a marker directory is looked for on first need
+  // (cwd_is_virtual: one getcwd), not here: every program starts without a system call of the shim's.
   adopt_inherited_fds();
   adopt_std_streams();
 }
@@ -194,6 +223,19 @@ vfs::Vfs* filesystem() {
   }
   if (!g_vfs) errno = EIO;
   return g_vfs;
+}
+
+void check_inherited_cwd() {
+  std::atomic<int>& state = g_globals.cwd_checked;
+  int s = 0;
+  if (state.compare_exchange_strong(s, 1)) {
+    // A chdir into the prefix made since start-up supersedes whatever was inherited.
+    if (!g_globals.cwd_virtual.load()) restore_virtual_cwd();
+    state.store(2, std::memory_order_release);
+    state.notify_all();
+    return;
+  }
+  for (; s != 2; s = state.load(std::memory_order_acquire)) state.wait(s);
 }
 
 void leave_at_exit(bool flush_stdio) {

@@ -3,7 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
-#include <vector>
+#include <cstddef>
 
 namespace ossshim::forksafe {
 
@@ -14,27 +14,40 @@ struct Entry {
   Hooks hooks;
   void* ctx;
 };
-// Constant-initialised; the vector is made on first use and never destroyed (fork and exit can
-// come in any order with other libraries' destructors).
+// Constant-initialised and never destroyed (fork and exit can come in any order with other
+// libraries' destructors). The entries registered at load (a few dozen) fit the static array: a
+// process that never allocates (/bin/true) is not made to start malloc (3 system calls: tcache's
+// getrandom and two brk) by preloading the shim. Beyond it, a heap array that doubles.
+constexpr std::size_t kFixed = 64;
 constinit std::mutex g_mu;
-std::vector<Entry>* g_entries = nullptr;  // ascending rank, then registration order
+constinit Entry g_fixed[kFixed] = {};
+Entry* g_entries = g_fixed;  // ascending rank, then registration order
+std::size_t g_count = 0, g_capacity = kFixed;
 std::uint64_t g_next_id = 1;
 }  // namespace
 
 std::uint64_t add(Rank rank, Hooks hooks, void* ctx) {
   std::lock_guard lock(g_mu);
-  if (!g_entries) g_entries = new std::vector<Entry>;
+  if (g_count == g_capacity) {
+    auto* grown = new Entry[g_capacity * 2];
+    std::copy(g_entries, g_entries + g_count, grown);
+    if (g_entries != g_fixed) delete[] g_entries;
+    g_entries = grown;
+    g_capacity *= 2;
+  }
   Entry e{static_cast<int>(rank), g_next_id++, hooks, ctx};
-  auto at = std::upper_bound(g_entries->begin(), g_entries->end(), e.rank,
-                             [](int r, const Entry& x) { return r < x.rank; });
-  g_entries->insert(at, e);
+  Entry* at = std::upper_bound(g_entries, g_entries + g_count, e.rank,
+                               [](int r, const Entry& x) { return r < x.rank; });
+  std::copy_backward(at, g_entries + g_count, g_entries + g_count + 1);
+  *at = e;
+  ++g_count;
   return e.id;
 }
 
 void remove(std::uint64_t id) {
   std::lock_guard lock(g_mu);
-  if (!g_entries) return;
-  std::erase_if(*g_entries, [&](const Entry& e) { return e.id == id; });
+  Entry* end = std::remove_if(g_entries, g_entries + g_count, [&](const Entry& e) { return e.id == id; });
+  g_count = static_cast<std::size_t>(end - g_entries);
 }
 
 namespace {
@@ -77,17 +90,15 @@ void Set::erase(Member& m) {
 
 void prepare() {
   g_mu.lock();  // held until parent() or child(): the entries cannot change meanwhile
-  if (!g_entries) return;
-  for (const Entry& e : *g_entries)
-    if (e.hooks.prepare) e.hooks.prepare(e.ctx);
+  for (std::size_t i = 0; i < g_count; ++i)
+    if (g_entries[i].hooks.prepare) g_entries[i].hooks.prepare(g_entries[i].ctx);
 }
 
 namespace {
 // Releases in the reverse order of acquisition.
 void release(Fn Hooks::*which) {
-  if (g_entries)
-    for (auto it = g_entries->rbegin(); it != g_entries->rend(); ++it)
-      if (it->hooks.*which) (it->hooks.*which)(it->ctx);
+  for (std::size_t i = g_count; i-- > 0;)
+    if (g_entries[i].hooks.*which) (g_entries[i].hooks.*which)(g_entries[i].ctx);
   g_mu.unlock();
 }
 }  // namespace

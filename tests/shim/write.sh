@@ -80,6 +80,16 @@ wsame dd-fsync dd "dd if='$src/a/b/c/odd.bin' of=@/dd/sync bs=1M seek=0 conv=fsy
 wsame shell-redirect redir "mkdir @/redir && echo one > @/redir/t && echo two > @/redir/t && cat @/redir/t && cat '$src/a/one-mib.bin' > @/redir/m"
 # _exit: dash ends `sh -c` with it; Python's os._exit in a forked child and in the parent.
 wsame exit-sh exit "mkdir @/exit && sh -c 'echo hi' > @/exit/sh && dash -c 'printf x; exec >&-' > @/exit/dash"
+# exec of a program that inherits a redirect into the prefix: what the shell wrote before the
+# exec stays (it was lost: the new program's open truncated the object). dash and bash, stdout and
+# stderr, >> onto an existing object, two execs in a row, a multipart first part, a python exec.
+wsame exec-keeps exec "mkdir @/exec && sh -c 'echo a; exec cat /etc/hostname' > @/exec/dash &&
+  bash -c 'echo b; exec cat /etc/hostname' > @/exec/bash && sh -c 'echo e >&2; exec cat /etc/hostname >&2' 2> @/exec/err &&
+  echo start > @/exec/app && sh -c 'echo a; exec cat /etc/hostname' >> @/exec/app &&
+  sh -c 'echo 1; exec sh -c \"echo 2; exec echo 3\"' > @/exec/two && sh -c 'exec echo only' > @/exec/only &&
+  sh -c \"cat '$src/a/b/c/odd.bin'; exec cat '$src/a/hello.txt'\" > @/exec/big &&
+  $py -c 'import os, sys; sys.stdout.write(\"py\\n\"); sys.stdout.flush(); os.execv(\"/bin/echo\", [\"echo\", \"then\"])' > @/exec/py &&
+  cat @/exec/dash @/exec/app @/exec/two"
 wsame exit-py exit2 "mkdir @/exit2 && $py -c 'import os, sys
 f = open(sys.argv[1], \"w\"); f.write(\"never closed\"); f.flush()
 pid = os.fork()
