@@ -119,8 +119,11 @@ int truncate_fd(int fd, off_t size) {
     return fail(EINVAL);  // what the kernel says for a descriptor not open for writing
   vfs::Vfs* fs = filesystem();
   if (!fs) return -1;
+  std::lock_guard lock(f->offset_mu);  // against a write's resize of the placeholder
   auto st = fs->truncate(*f, static_cast<std::uint64_t>(size));
-  return st ? 0 : fail(st.error());
+  if (!st) return fail(st.error());
+  placeholder_resized(*f, static_cast<std::uint64_t>(size), true);
+  return 0;
 }
 
 // fallocate, posix_fallocate: OSS has no preallocation. Reserving space only makes the file at
@@ -136,9 +139,11 @@ int allocate_fd(int fd, int mode, off_t off, off_t len) {
   vfs::Vfs* fs = filesystem();
   if (!fs) return errno;
   std::uint64_t end = static_cast<std::uint64_t>(off) + static_cast<std::uint64_t>(len);
+  std::lock_guard lock(f->offset_mu);
   if ((mode & FALLOC_FL_KEEP_SIZE) || end <= fs->size_of(*f)) return 0;
   auto st = fs->truncate(*f, end);
   if (!st) log::warn(st.error().to_string());
+  if (st) placeholder_resized(*f, end, true);
   return st ? 0 : st.error().err;
 }
 

@@ -259,6 +259,10 @@ int sync_virtual(int fd) {
   if (!f) return -1;
   vfs::Vfs* fs = filesystem();
   if (!fs) return -1;
+  if (f->writer) {
+    std::lock_guard lock(f->offset_mu);  // the placeholder's size, exact from here on
+    placeholder_resized(*f, fs->size_of(*f), true);
+  }
   return change(fs->sync(*f));  // a writer's object is complete in OSS when this returns
 }
 }  // namespace

@@ -152,6 +152,11 @@ ssize_t virtual_read(int fd, void* buf, size_t len, off_t off);
 
 // Writes to a virtual descriptor at `off` (or at and advancing the file offset when off < 0).
 ssize_t virtual_write(int fd, const void* buf, size_t len, off_t off);
+// A writer's file changed size: its placeholder (the memfd behind it) follows, so that a raw
+// fstat/statx of the descriptor tells the truth: exactly up to 64 KiB, and for a larger file at
+// most 64 KiB behind the bytes written, exactly after fsync and (f)truncate (`exact`). Callers
+// hold f.offset_mu.
+void placeholder_resized(vfs::OpenFile& f, std::uint64_t size, bool exact);
 
 // lseek on a virtual descriptor.
 off_t virtual_seek(int fd, off_t off, int whence);

@@ -64,5 +64,18 @@ done
 # The unseen close is reported when it is found (the number handed out again).
 "$ossrun_bin" -- "$OSSSHIM_BUILD_ROOT/tests/shim/raw_close" /oss/bkt/closed-log "$work/local-log" asm 2>&1 >/dev/null |
   grep -q "closed by a system call the shim did not see" && ok || bad "raw close (asm): no warning about the unseen close"
+# A virtual writer's placeholder follows the bytes written: a raw fstat/statx the shim cannot see
+# says the size (exactly up to 64 KiB, then at most 64 KiB behind; exactly after fsync).
+expect "raw fstat of a writer" 'open: fstat 0 statx 0 libc 0
+write 5: fstat 5 statx 5 libc 5
+write 7: fstat 12 statx 12 libc 12
+pwrite at 99: fstat 100 statx 100 libc 100
+pwrite at 10: fstat 100 statx 100 libc 100
+ftruncate 12: fstat 12 statx 12 libc 12
+fallocate 4096: fstat 4096 statx 4096 libc 4096
+dup write 1: fstat 13 statx 13 libc 13
+200 KB written: raw fstat behind by less than 64 KiB: yes
+fsync: fstat 200013 statx 200013 libc 200013
+stored: 200013' "$ossrun_bin" -- "$OSSSHIM_BUILD_ROOT/tests/shim/writer_fstat" /oss/bkt/grown
 expect "static program, path" 'open: error ENOENT' "$ossrun_bin" -- "$static" /oss/bkt/hello.txt
 finish
