@@ -596,8 +596,8 @@ namespace {
 // `f` is oldfd's file, looked up before the kernel call (nullptr: oldfd is not virtual).
 int dup_onto(int oldfd, int newfd, const std::shared_ptr<vfs::OpenFile>& f, int r) {
   if (r < 0 || in_vfork_child()) return r;
-  bool from_sink = sink_fd(oldfd);
-  SinkEnd* end = sink_fd(newfd) ? release_sink(newfd) : nullptr;
+  bool from_sink = sink_listed(oldfd);  // both checked by the caller before the kernel call
+  SinkEnd* end = sink_listed(newfd) ? release_sink(newfd) : nullptr;
   auto replaced = detach(newfd);
   if (from_sink) {
     sink_copied(oldfd, newfd);

@@ -64,6 +64,25 @@ done
 # The unseen close is reported when it is found (the number handed out again).
 "$ossrun_bin" -- "$OSSSHIM_BUILD_ROOT/tests/shim/raw_close" /oss/bkt/closed-log "$work/local-log" asm 2>&1 >/dev/null |
   grep -q "closed by a system call the shim did not see" && ok || bad "raw close (asm): no warning about the unseen close"
+# A sink (standard output redirected into the prefix: a pipe the shim drains) closed by a system
+# call, then a local file on number 1: fsync, F_DUPFD and an exec are the local file's (the exec'd
+# echo writes into it, not into the object), and the object holds what was written before.
+sink_closed='virtual write: 14
+close: 0
+same number: yes
+local write: 12
+local read: 12 local bytes
+local fsync: 0
+local dup: yes'
+for how in syscall asm; do
+  rm -f "$work/sink-local-$how"
+  expect "raw close of a sink ($how)" "$sink_closed" "$ossrun_bin" -- bash -c \
+    "'$OSSSHIM_BUILD_ROOT/tests/shim/raw_close' - '$work/sink-local-$how' $how > /oss/bkt/sink-$how"
+  [ "$(cat "$work/sink-local-$how")" == "local bytes
+exec'd echo" ] && ok || bad "raw close of a sink ($how): the local file holds [$(cat "$work/sink-local-$how")]"
+  [ "$(cat "$root/bkt/sink-$how" 2>&1)" == "virtual bytes" ] && ok ||
+    bad "raw close of a sink ($how): the object holds [$(cat "$root/bkt/sink-$how" 2>&1)]"
+done
 # A virtual writer's placeholder follows the bytes written: a raw fstat/statx the shim cannot see
 # says the size (exactly up to 64 KiB, then at most 64 KiB behind; exactly after fsync).
 expect "raw fstat of a writer" 'open: fstat 0 statx 0 libc 0
