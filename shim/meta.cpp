@@ -221,6 +221,27 @@ bool rename_virtual(int fromfd, const char* from, int tofd, const char* to, unsi
   return true;
 }
 
+// Hard links: OSS has none. Within the prefix EPERM (what file systems without hard links answer:
+// vfat, and ln/cp -l then report "Operation not permitted"), across its boundary EXDEV (two file
+// systems). Nothing is stored; one warning names the fix.
+bool link_virtual(int fromfd, const char* from, int tofd, const char* to, int flags, int& result) {
+  bool from_fd = (flags & AT_EMPTY_PATH) && from != nullptr && from[0] == '\0';
+  Target a(from_fd ? AT_FDCWD : fromfd, from_fd ? "" : from), b(tofd, to);
+  bool a_ours = from_fd ? virtual_fd(fromfd) : a.handled;
+  if (!a_ours && !b.handled) return false;
+  std::string_view prefix(globals().prefix, globals().prefix_len);
+  std::string what = from_fd ? display_of(fromfd) : a.handled ? vfs::to_string(prefix, a.path) : from;
+  std::string where = b.handled ? vfs::to_string(prefix, b.path) : to;
+  int err = a_ours && b.handled ? EPERM : EXDEV;
+  log::warn("link " + what + " -> " + where + ": " +
+            (err == EPERM ? "OSS has no hard links (EPERM)"
+                          : "a hard link cannot cross the prefix's boundary (EXDEV)") +
+            " -- copy the file instead (cp without -l; rsync without --link-dest)");
+  errno = err;
+  result = -1;
+  return true;
+}
+
 // Times, modes and owners: accepted when the path exists (tar, cp -p, shutil.copy2 and
 // downloaders set them); OSS keeps none of them.
 // follow false (lchown, lutimes, AT_SYMLINK_NOFOLLOW): a symlink itself, dangling or not.
@@ -596,6 +617,14 @@ int renameat2(int fromfd, const char* from, int tofd, const char* to, unsigned f
   int r;
   return rename_virtual(fromfd, from, tofd, to, flags, r) ? r
                                                           : REAL(renameat2)(fromfd, from, tofd, to, flags);
+}
+int link(const char* from, const char* to) {
+  int r;
+  return link_virtual(AT_FDCWD, from, AT_FDCWD, to, 0, r) ? r : REAL(link)(from, to);
+}
+int linkat(int fromfd, const char* from, int tofd, const char* to, int flags) {
+  int r;
+  return link_virtual(fromfd, from, tofd, to, flags, r) ? r : REAL(linkat)(fromfd, from, tofd, to, flags);
 }
 int truncate(const char* path, off_t len) {
   WITH_TARGET(AT_FDCWD, path, truncate_virtual(t.path, len), REAL(truncate)(path, len));

@@ -151,6 +151,14 @@ long route(long n, const Args& x, bool& handled) {
       if (virtual_fd(x.fd(0)) || virtual_fd(x.fd(1)))
         return sendfile(x.fd(0), x.fd(1), x.ptr<off_t>(2), static_cast<size_t>(x.a[3]));
       break;
+    case SYS_link:
+      if (maybe_virtual(AT_FDCWD, x.path(0)) || maybe_virtual(AT_FDCWD, x.path(1)))
+        return link(x.path(0), x.path(1));
+      break;
+    case SYS_linkat:
+      if (path_ours(x.fd(0), x.path(1), static_cast<int>(x.a[4])) || maybe_virtual(x.fd(2), x.path(3)))
+        return linkat(x.fd(0), x.path(1), x.fd(2), x.path(3), static_cast<int>(x.a[4]));
+      break;
     default:
       break;
   }

@@ -108,4 +108,26 @@ got=$(vrun python3 -c "import os,sys; p=sys.argv[1]; print(os.path.exists(p), os
 [ "$(vrun bash -c "cd '$work/ll-dir' && pwd -P && cat refs/main" 2>&1)" = "$(printf '/oss/bkt/hf/models--org--name\n%s' "$rev")" ] && ok ||
   bad "cd through a local link into the prefix: $(vrun bash -c "cd '$work/ll-dir' && pwd -P && cat refs/main" 2>&1 | head -3)"
 
+# ------------------------------------------------------------------ hard links (OSS has none)
+# EPERM within the prefix (as vfat), EXDEV across its boundary; nothing stored, one warning each
+# naming the fix; cp -l fails as on such a file system; rsync --link-dest copies instead.
+mkdir -p "$work/hl-prev" "$work/hl-src" && echo s > "$work/hl-src/s" && cp -a "$work/hl-src/s" "$work/hl-prev/s"
+echo q > "$work/hl-q"
+vrun bash -c "mkdir /oss/bkt/hl && echo a > /oss/bkt/hl/a && cd /oss/bkt/hl &&
+  { ln a b; echo \$?; ln /oss/bkt/hl/a '$work/hl-out'; echo \$?; ln '$work/hl-q' /oss/bkt/hl/q; echo \$?; cp -l a c; echo \$?;
+    python3 -c 'import os
+try: os.link(\"a\", \"d\")
+except OSError as e: print(e.strerror)'; }" > "$work/hl.out" 2> "$work/hl.err"
+[ "$(cat "$work/hl.out")" = "$(printf '1\n1\n1\n1\nOperation not permitted')" ] && ok || bad "hard links: exit statuses $(cat "$work/hl.out" | tr '\n' ' ')"
+want_err="ln: failed to create hard link 'b' => 'a': Operation not permitted
+ln: failed to create hard link '$work/hl-out' => '/oss/bkt/hl/a': Invalid cross-device link
+ln: failed to create hard link '/oss/bkt/hl/q' => '$work/hl-q': Invalid cross-device link
+cp: cannot create hard link 'c' to 'a': Operation not permitted"
+[ "$(strip_log "$work/hl.err")" = "$want_err" ] && ok || bad "hard links: errors [$(strip_log "$work/hl.err")]"
+[ "$(grep -c 'copy the file instead' "$work/hl.err")" = 5 ] && grep -q "link /oss/bkt/hl/a -> /oss/bkt/hl/b: OSS has no hard links (EPERM)" "$work/hl.err" &&
+  ok || bad "hard links: the warnings are $(grep '^ossshim' "$work/hl.err" | head -5)"
+[ "$(emu_ls hl)" = "a " ] && ! [ -e "$work/hl-out" ] && ok || bad "hard links: the bucket holds $(emu_ls hl), local $(ls "$work" | grep hl-out)"
+vrun rsync -a --link-dest="$work/hl-prev" "$work/hl-src/" /oss/bkt/hl-rsync/ > "$work/hlr.out" 2>&1 &&
+  [ "$(cat "$root/bkt/hl-rsync/s" 2>&1)" = s ] && ok || bad "rsync --link-dest into the prefix: $(strip_log "$work/hlr.out" | head -3)"
+
 finish
