@@ -44,10 +44,55 @@ std::string real_base(int dirfd) {
 }
 }  // namespace
 
+bool fd_path(const char* path, int& fd, const char*& rest) {
+  const char* p = nullptr;
+  if (std::strncmp(path, "/dev/", 5) == 0) {
+    static const char* const std_names[] = {"stdin", "stdout", "stderr"};
+    for (int i = 0; i < 3; ++i) {
+      std::size_t n = std::strlen(std_names[i]);
+      if (std::strncmp(path + 5, std_names[i], n) == 0 && (path[5 + n] == '\0' || path[5 + n] == '/')) {
+        fd = i;
+        rest = path + 5 + n;
+        return true;
+      }
+    }
+    if (std::strncmp(path + 5, "fd/", 3) == 0) p = path + 8;
+  } else if (std::strncmp(path, "/proc/", 6) == 0) {
+    const char* q = path + 6;
+    if (std::strncmp(q, "self/", 5) == 0) {
+      q += 5;
+    } else if (std::strncmp(q, "thread-self/", 12) == 0) {
+      q += 12;
+    } else {
+      char* end;
+      long pid = std::strtol(q, &end, 10);
+      if (end == q || *end != '/' || pid != static_cast<long>(::getpid())) return false;
+      q = end + 1;
+    }
+    if (std::strncmp(q, "fd/", 3) == 0) p = q + 3;
+  }
+  if (p == nullptr || *p < '0' || *p > '9') return false;
+  char* end;
+  long n = std::strtol(p, &end, 10);
+  if ((*end != '\0' && *end != '/') || n >= kMaxFds) return false;
+  fd = static_cast<int>(n);
+  rest = end;
+  return true;
+}
+
 bool resolve(int dirfd, const char* path, vfs::VPath& out) {
   commit_parked();  // a program's call on a virtual path: a safe point (see park)
   Globals& g = globals();
   std::string_view prefix(g.prefix, g.prefix_len);
+  if (path[0] == '/' && !is_virtual_path(path)) {
+    // /proc/self/fd/N of a virtual fd names its file, as the kernel's magic link does (never the
+    // placeholder behind it).
+    int fd;
+    const char* rest;
+    if (!fd_path(path, fd, rest) || !virtual_fd(fd)) return false;
+    std::string file = display_of(fd);
+    return !file.empty() && vfs::parse(prefix, file + rest, out);
+  }
   if (path[0] == '/') return vfs::parse(prefix, path, out);
   std::string base;
   if (dirfd == AT_FDCWD) {

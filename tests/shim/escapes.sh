@@ -107,6 +107,25 @@ got=$(vrun python3 -c "import os,sys; p=sys.argv[1]; print(os.path.exists(p), os
   bad "ls through a local link into the prefix: $(vrun ls "$work/ll-dir/snapshots/$rev/" 2>&1 | head -3)"
 [ "$(vrun bash -c "cd '$work/ll-dir' && pwd -P && cat refs/main" 2>&1)" = "$(printf '/oss/bkt/hf/models--org--name\n%s' "$rev")" ] && ok ||
   bad "cd through a local link into the prefix: $(vrun bash -c "cd '$work/ll-dir' && pwd -P && cat refs/main" 2>&1 | head -3)"
+# utime/utimes/utimensat/futimesat, chmod/chown, scandir/scandirat(64), fopen64, freopen(64)
+# through such links, and /proc/self/fd/N, /dev/fd/N of their descriptors: as through links to
+# the same files in a local directory.
+ln -sfn "$lb/hf/models--org--name/snapshots/$rev/config.json" "$work/ll-file.l"
+ln -sfn "$lb/hf/models--org--name/snapshots/$rev" "$work/ll-dir.l"
+ln -sfn "/oss/bkt/hf/models--org--name/snapshots/$rev" "$work/ll-snap"
+"$OSSSHIM_BUILD_ROOT/tests/shim/local_links" "$work/ll-file.l" "$work/ll-dir.l" > "$work/links.l" 2>&1 || true
+vrun "$OSSSHIM_BUILD_ROOT/tests/shim/local_links" "$work/ll-file" "$work/ll-snap" > "$work/links.v" 2> "$work/links.err" || true
+grep -q '^scandir: 6 \. \.\. config.json model.safetensors sub tokenizer.json$' "$work/links.l" && ok ||
+  bad "local_links on local links: $(head -10 "$work/links.l")"
+cmp -s "$work/links.l" "$work/links.v" && ok ||
+  bad "calls through local links into the prefix differ (< local, > shim): $(diff "$work/links.l" "$work/links.v" | head -10)"
+# /dev/stdin, /proc/self/fd/0 and /dev/fd/3 of a virtual file: its bytes (not the placeholder's
+# zeros), readlink its path, realpath the file.
+got=$(vrun bash -c "cat /dev/stdin < '/oss/bkt/hf/models--org--name/snapshots/$rev/config.json'; cat /proc/self/fd/0 < /oss/bkt/a-file 2>&1;
+  wc -c 3< /oss/bkt/cpa/a/b/three-mib.bin < /dev/fd/3; readlink /dev/fd/3 3< /oss/bkt/cpa/a/hello.txt;
+  python3 -c 'import os; print(os.path.realpath(\"/dev/fd/3\"))' 3< /oss/bkt/cpa/a/hello.txt" 2>&1 | grep -v '^ossshim')
+[ "$got" = "$(printf '%s\n%s\n%s\n%s\n%s' "$want" "bash: line 1: /oss/bkt/a-file: No such file or directory" $((3 << 20)) /oss/bkt/cpa/a/hello.txt /oss/bkt/cpa/a/hello.txt)" ] && ok ||
+  bad "/dev/stdin, /proc/self/fd/N of virtual files: [$got]"
 
 # ------------------------------------------------------------------ hard links (OSS has none)
 # EPERM within the prefix (as vfat), EXDEV across its boundary; nothing stored, one warning each
