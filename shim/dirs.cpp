@@ -175,6 +175,7 @@ DIR* opendir(const char* path) {
   Target t(AT_FDCWD, path);
   if (t.handled) return open_stream(t.path);
   DIR* d = REAL(opendir)(path);
+  if (d) fresh_fd(REAL(dirfd)(d));                                          // opened by glibc's internal open
   return !d && t.via_local_link(AT_FDCWD, path) ? open_stream(t.path) : d;  // ls /tmp/link-into-prefix/
 }
 DIR* fdopendir(int fd) {

@@ -216,20 +216,25 @@ void forget_stale(int fd) {
 
 bool placeholder_intact(int fd) {
   Globals& g = globals();
+  std::uint64_t generation = g.fd_generation.load(std::memory_order_acquire);  // before the look
   struct stat st;
   if (REAL(fstat)(fd, &st) == 0 && static_cast<std::uint64_t>(st.st_ino) == g.fd_ino[fd].load() &&
-      static_cast<std::uint64_t>(st.st_dev) == g.fd_dev[fd].load())
+      static_cast<std::uint64_t>(st.st_dev) == g.fd_dev[fd].load()) {
+    g.fd_checked[fd].store(generation, std::memory_order_relaxed);
     return true;
+  }
   forget_stale(fd);
   return false;
 }
 
 void attach(int fd, std::shared_ptr<vfs::OpenFile> file) {
   Globals& g = globals();
+  std::uint64_t generation = g.fd_generation.load(std::memory_order_acquire);
   struct stat st;
   if (REAL(fstat)(fd, &st) == 0) {
     g.fd_dev[fd].store(static_cast<std::uint64_t>(st.st_dev));
     g.fd_ino[fd].store(static_cast<std::uint64_t>(st.st_ino));
+    g.fd_checked[fd].store(generation, std::memory_order_relaxed);
   }
   file->descriptors.fetch_add(1);
   auto old = exchange_file(fd, std::move(file));

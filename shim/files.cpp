@@ -685,7 +685,11 @@ int fcntl(int fd, int cmd, ...) {
   va_start(ap, cmd);
   void* arg = va_arg(ap, void*);
   va_end(ap);
-  if (!virtual_fd(fd)) return sink_fd(fd) ? sink_fcntl(fd, cmd, arg) : REAL(fcntl)(fd, cmd, arg);
+  if (!virtual_fd(fd)) {
+    if (sink_fd(fd)) return sink_fcntl(fd, cmd, arg);
+    int r = REAL(fcntl)(fd, cmd, arg);
+    return cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC ? fresh_fd(r) : r;  // a new number
+  }
   return virtual_fcntl(fd, cmd, arg);
 }
 int fcntl64(int fd, int cmd, ...) {
@@ -693,7 +697,11 @@ int fcntl64(int fd, int cmd, ...) {
   va_start(ap, cmd);
   void* arg = va_arg(ap, void*);
   va_end(ap);
-  if (!virtual_fd(fd)) return sink_fd(fd) ? sink_fcntl(fd, cmd, arg) : REAL(fcntl64)(fd, cmd, arg);
+  if (!virtual_fd(fd)) {
+    if (sink_fd(fd)) return sink_fcntl(fd, cmd, arg);
+    int r = REAL(fcntl64)(fd, cmd, arg);
+    return cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC ? fresh_fd(r) : r;  // a new number
+  }
   return virtual_fcntl(fd, cmd, arg);
 }
 int flock(int fd, int op) {

@@ -37,6 +37,12 @@ struct Globals {
   // the kernel may hand out again; the identity tells the old placeholder from the new file.
   std::atomic<std::uint64_t> fd_dev[kMaxFds];
   std::atomic<std::uint64_t> fd_ino[kMaxFds];
+  // The identity check is needed only when the kernel could have handed a number out again:
+  // `fd_generation` counts the descriptors created by calls the shim sees pass through (fresh_fd),
+  // and `fd_checked` holds the generation at which each virtual fd's identity was last confirmed.
+  // A read loop with no new descriptors in between then costs no fstat per call.
+  std::atomic<std::uint64_t> fd_generation{1};
+  std::atomic<std::uint64_t> fd_checked[kMaxFds];
   // A chdir() into the prefix makes the cwd virtual: relative paths then resolve against `cwd`.
   std::atomic<bool> cwd_virtual{false};
   std::mutex cwd_mu;
@@ -64,11 +70,17 @@ bool placeholder_intact(int fd);
 // commits the file when the pipe's last write end is gone, as close would) and false returned.
 bool sink_intact(int fd);
 
-// One array lookup (and, for a virtual fd, the identity check): is this descriptor one of ours?
-// Never for the shim's own calls (guard.hpp).
+// One array lookup (and, for a virtual fd, the identity check when a descriptor was created since
+// the last one): is this descriptor one of ours? Never for the shim's own calls (guard.hpp).
+// What this cannot see: a close and a re-creation of the number both by calls out of the shim's
+// sight (the `syscall` instruction, io_uring), with a libc call on the number after them.
 inline bool virtual_fd(int fd) {
-  return fd >= 0 && fd < kMaxFds && globals().fd_kind[fd].load(std::memory_order_acquire) == kVirtual &&
-         !in_own_call() && placeholder_intact(fd);
+  if (fd < 0 || fd >= kMaxFds) return false;
+  Globals& g = globals();
+  return g.fd_kind[fd].load(std::memory_order_acquire) == kVirtual && !in_own_call() &&
+         (g.fd_checked[fd].load(std::memory_order_relaxed) ==
+              g.fd_generation.load(std::memory_order_acquire) ||
+          placeholder_intact(fd));
 }
 
 // Does closing or replacing this descriptor concern the shim?
@@ -81,6 +93,7 @@ inline bool shim_fd(int fd) {
 // that number is virtual, its old placeholder was closed unseen; the check drops the entry.
 inline int fresh_fd(int fd) {
   if (fd < 0 || fd >= kMaxFds) return fd;
+  globals().fd_generation.fetch_add(1, std::memory_order_acq_rel);  // every virtual fd is checked again
   std::uint8_t kind = globals().fd_kind[fd].load(std::memory_order_acquire);
   if (kind == kVirtual)
     (void)placeholder_intact(fd);

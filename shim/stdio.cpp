@@ -433,12 +433,14 @@ FILE* fopen(const char* path, const char* mode) {
   Target t(AT_FDCWD, path);
   if (t.handled) return fopen_virtual(t.path, mode);
   FILE* f = REAL(fopen)(path, mode);
+  if (f) fresh_fd(fileno(f));  // opened by glibc's internal open: the fd table hears of it
   return !f && t.via_local_link(AT_FDCWD, path) ? fopen_virtual(t.path, mode) : f;
 }
 FILE* fopen64(const char* path, const char* mode) {
   Target t(AT_FDCWD, path);
   if (t.handled) return fopen_virtual(t.path, mode);
   FILE* f = REAL(fopen64)(path, mode);
+  if (f) fresh_fd(fileno(f));  // opened by glibc's internal open: the fd table hears of it
   return !f && t.via_local_link(AT_FDCWD, path) ? fopen_virtual(t.path, mode) : f;
 }
 FILE* fdopen(int fd, const char* mode) {

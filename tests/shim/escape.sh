@@ -64,6 +64,13 @@ done
 # The unseen close is reported when it is found (the number handed out again).
 "$ossrun_bin" -- "$OSSSHIM_BUILD_ROOT/tests/shim/raw_close" /oss/bkt/closed-log "$work/local-log" asm 2>&1 >/dev/null |
   grep -q "closed by a system call the shim did not see" && ok || bad "raw close (asm): no warning about the unseen close"
+# ... and a reader closed unseen whose number a pipe then takes (libc's pipe(), which the shim
+# hears of): reads of the number are the pipe's.
+expect "raw close, then a pipe on the number" 'virtual read: 4
+close: 0
+same number: yes
+pipe write: 11
+pipe read: 11 pipe bytes' "$ossrun_bin" -- "$OSSSHIM_BUILD_ROOT/tests/shim/raw_close" /oss/bkt/hello.txt - pipe
 # A sink (standard output redirected into the prefix: a pipe the shim drains) closed by a system
 # call, then a local file on number 1: fsync, F_DUPFD and an exec are the local file's (the exec'd
 # echo writes into it, not into the object), and the object holds what was written before.

@@ -43,10 +43,28 @@ int sink_case(const char* local_path, bool asm_close) {
   std::fprintf(stderr, "exec: error %s\n", strerrorname_np(errno));
   return 1;
 }
+// A virtual reader closed by the `syscall` instruction, its number then taken by a pipe (made by
+// libc's pipe(), not an open the shim serves): reads of that number are the pipe's.
+int pipe_case(const char* virtual_path) {
+  int fd = open(virtual_path, O_RDONLY);
+  char buf[64] = {};
+  std::printf("virtual read: %zd\n", read(fd, buf, 4));
+  std::printf("close: %ld\n", kernel_call(SYS_close, fd));
+  int p[2];
+  if (pipe(p) != 0) return 1;
+  if (p[0] != fd && dup2(p[0], fd) == fd) close(p[0]);
+  std::printf("same number: %s\n", p[0] == fd || fcntl(fd, F_GETFD) >= 0 ? "yes" : "no");
+  const char text[] = "pipe bytes\n";
+  std::printf("pipe write: %zd\n", write(p[1], text, sizeof text - 1));
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  std::printf("pipe read: %zd %s", n, n > 0 ? buf : "\n");
+  return 0;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc != 4) return 2;
+  if (std::strcmp(argv[3], "pipe") == 0) return pipe_case(argv[1]);
   if (std::strcmp(argv[1], "-") == 0) return sink_case(argv[2], std::strcmp(argv[3], "asm") == 0);
   int fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) {
