@@ -5,12 +5,15 @@
 
 #include "http/transport.hpp"
 #include "real.hpp"
+#include "state.hpp"
 
 extern "C" {
 
 int socketpair(int domain, int type, int protocol, int sv[2]) {
   if (ossshim::http::in_curl()) type |= SOCK_CLOEXEC;
-  return REAL(socketpair)(domain, type, protocol, sv);
+  int r = REAL(socketpair)(domain, type, protocol, sv);
+  if (r == 0) ossshim::shim::fresh_fd(sv[0]), ossshim::shim::fresh_fd(sv[1]);  // state.hpp
+  return r;
 }
 
 }  // extern "C"
