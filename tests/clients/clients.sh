@@ -1,0 +1,77 @@
+#!/bin/bash
+# The real ML libraries under the shim (tests/clients/requirements.txt, in the venv that
+# tools/install-deps.sh makes): `clients.sh CASE` runs tests/clients/case_CASE.py's steps on a local
+# directory and, under ossrun, on /oss/bkt, then compares their outputs (paths aside) and the
+# stored objects byte for byte (the emulator's root against the local directory). A missing venv
+# or package fails the test.
+set -euo pipefail
+source "$OSSSHIM_SOURCE_ROOT/tests/shim/lib.sh"
+case=$1
+here=$OSSSHIM_SOURCE_ROOT/tests/clients
+venv=${OSSSHIM_VENV:-$HOME/.cache/ossshim-venv}
+py=$venv/bin/python
+[ -x "$py" ] || { echo "FAIL: no venv at $venv (run tools/install-deps.sh, or set OSSSHIM_VENV)"; exit 1; }
+export PYTHONHASHSEED=0 TOKENIZERS_PARALLELISM=false HF_HUB_DISABLE_TELEMETRY=1 HF_HUB_DISABLE_PROGRESS_BARS=1 \
+  TRANSFORMERS_VERBOSITY=error TQDM_DISABLE=1 OMP_NUM_THREADS=1 PYTHONDONTWRITEBYTECODE=1
+mkdir -p "$root/bkt"
+start_emulator
+lb=$work/local
+mkdir -p "$lb"
+marker=.ossemu-marker
+vrun() { "$ossrun_bin" -- "$@"; }
+strip_log() { grep -v '^ossshim\[' "$1" || true; }
+
+# step NAME ARGS...: `case_CASE.py ARGS` with @ standing for the case's directory, locally ($lb) and
+# under the shim (/oss/bkt); the same exit status and stdout (the directory's path replaced by @).
+step() {
+  local name=$1 lrc=0 vrc=0
+  shift
+  local largs=() vargs=() a
+  for a in "$@"; do largs+=("${a//@/$lb}"); vargs+=("${a//@//oss/bkt}"); done
+  (cd "$work" && "$py" "$here/case_$case.py" "${largs[@]}") > "$work/l.out" 2> "$work/l.err" || lrc=$?
+  (cd "$work" && vrun "$py" "$here/case_$case.py" "${vargs[@]}") > "$work/v.out" 2> "$work/v.err" || vrc=$?
+  sed -i -E "s#$lb#@#g; s#/oss/bkt#@#g" "$work/l.out" "$work/v.out"
+  cp "$work/l.out" "$work/$name.l.out"; cp "$work/v.out" "$work/$name.v.out"
+  if [ "$lrc" != 0 ]; then
+    bad "$name: exit $lrc locally: $(tail -5 "$work/l.err")"
+  elif [ "$vrc" != 0 ]; then
+    bad "$name: exit $vrc under the shim (0 locally): $(strip_log "$work/v.err" | tail -8)"
+  elif [ ! -s "$work/l.out" ]; then
+    bad "$name: printed nothing"
+  elif ! cmp -s "$work/l.out" "$work/v.out"; then
+    bad "$name: output differs under the shim: $(diff "$work/l.out" "$work/v.out" | head -10)"
+  else ok; fi
+  if grep -q '^ossshim\[' "$work/v.err"; then echo "note: $name: the shim logged: $(grep '^ossshim\[' "$work/v.err" | head -3)"; fi
+}
+
+# same_tree NAME [DIFF-EXCLUDES...]: the emulator's bucket equals $lb byte for byte (links as
+# links), and lists the same names and types (also of files excluded from the content check).
+same_tree() {
+  local name=$1 x=(-x "$marker")
+  shift
+  for a in "$@"; do x+=(-x "$a"); done
+  if diff -r --no-dereference "${x[@]}" "$lb" "$root/bkt" > "$work/diff" 2>&1; then ok; else
+    bad "$name: the emulator's objects differ from the local files: $(head -5 "$work/diff")"
+  fi
+  (cd "$lb" && find . -printf '%y %P\n' | LC_ALL=C sort) > "$work/names.l"
+  (cd "$root/bkt" && find . ! -name "$marker" -printf '%y %P\n' | LC_ALL=C sort) > "$work/names.v"
+  if cmp -s "$work/names.l" "$work/names.v"; then ok; else
+    bad "$name: the stored names differ: $(diff "$work/names.l" "$work/names.v" | head -8)"
+  fi
+}
+
+# drop: empty the shared cache, so the next step reads from the origin.
+drop() { "$ossrun_bin" cache clear > /dev/null; }
+
+# ---- the cases ----
+
+case_safetensors() {
+  step save save @
+  drop
+  step read read @
+  same_tree safetensors
+}
+
+declare -F "case_$case" > /dev/null || { echo "FAIL: no case $case"; exit 1; }
+"case_$case"
+finish
