@@ -72,6 +72,18 @@ case_safetensors() {
   same_tree safetensors
 }
 
+case_transformers() {
+  step save save @
+  drop
+  step load load @
+  # from_pretrained gives the logits and greedy tokens of the model that was saved.
+  local saved loaded
+  saved=$(sed -n 's/^saved //p' "$work/save.v.out")
+  loaded=$(sed -n 's/^loaded [A-Za-z]* [A-Za-z]* //p' "$work/load.v.out")
+  if [ -n "$saved" ] && [ "$saved" = "$loaded" ]; then ok; else bad "from_pretrained from the prefix: '$loaded', saved '$saved'"; fi
+  same_tree transformers
+}
+
 declare -F "case_$case" > /dev/null || { echo "FAIL: no case $case"; exit 1; }
 "case_$case"
 finish
