@@ -21,15 +21,17 @@ marker=.ossemu-marker
 vrun() { "$ossrun_bin" -- "$@"; }
 strip_log() { grep -v '^ossshim\[' "$1" || true; }
 
-# step NAME ARGS...: `case_CASE.py ARGS` with @ standing for the case's directory, locally ($lb) and
-# under the shim (/oss/bkt); the same exit status and stdout (the directory's path replaced by @).
+# step NAME [--env VAR=VALUE]... ARGS...: `case_CASE.py ARGS` with @ standing for the case's
+# directory, locally ($lb) and under the shim (/oss/bkt), in the environment given (@ replaced
+# too); the same exit status and stdout (the directory's path replaced by @).
 step() {
   local name=$1 lrc=0 vrc=0
   shift
-  local largs=() vargs=() a
+  local largs=() vargs=() lenv=() venv=() a
+  while [ "${1:-}" = --env ]; do lenv+=("${2//@/$lb}"); venv+=("${2//@//oss/bkt}"); shift 2; done
   for a in "$@"; do largs+=("${a//@/$lb}"); vargs+=("${a//@//oss/bkt}"); done
-  (cd "$work" && "$py" "$here/case_$case.py" "${largs[@]}") > "$work/l.out" 2> "$work/l.err" || lrc=$?
-  (cd "$work" && vrun "$py" "$here/case_$case.py" "${vargs[@]}") > "$work/v.out" 2> "$work/v.err" || vrc=$?
+  (cd "$work" && env "${lenv[@]}" "$py" "$here/case_$case.py" "${largs[@]}") > "$work/l.out" 2> "$work/l.err" || lrc=$?
+  (cd "$work" && vrun env "${venv[@]}" "$py" "$here/case_$case.py" "${vargs[@]}") > "$work/v.out" 2> "$work/v.err" || vrc=$?
   sed -i -E "s#$lb#@#g; s#/oss/bkt#@#g" "$work/l.out" "$work/v.out"
   cp "$work/l.out" "$work/$name.l.out"; cp "$work/v.out" "$work/$name.v.out"
   if [ "$lrc" != 0 ]; then
@@ -39,7 +41,7 @@ step() {
   elif [ ! -s "$work/l.out" ]; then
     bad "$name: printed nothing"
   elif ! cmp -s "$work/l.out" "$work/v.out"; then
-    bad "$name: output differs under the shim: $(diff "$work/l.out" "$work/v.out" | head -10)"
+    bad "$name: output differs under the shim: $(diff "$work/l.out" "$work/v.out" | head -20)"
   else ok; fi
   if grep -q '^ossshim\[' "$work/v.err"; then echo "note: $name: the shim logged: $(grep '^ossshim\[' "$work/v.err" | head -3)"; fi
 }
@@ -82,6 +84,23 @@ case_transformers() {
   loaded=$(sed -n 's/^loaded [A-Za-z]* [A-Za-z]* //p' "$work/load.v.out")
   if [ -n "$saved" ] && [ "$saved" = "$loaded" ]; then ok; else bad "from_pretrained from the prefix: '$loaded', saved '$saved'"; fi
   same_tree transformers
+}
+
+case_hfhub() {
+  # The repository the loopback Hub serves: the transformers case's tiny model, made locally.
+  "$py" "$here/case_transformers.py" save "$work/src" > /dev/null
+  "$py" "$here/case_hfhub.py" serve "$work/src/tiny-llama" "$work/hub.port" > "$work/hub.log" 2>&1 &
+  hub_pid=$!
+  trap 'kill $hub_pid 2>/dev/null || true; cleanup' EXIT
+  for _ in $(seq 100); do [ -s "$work/hub.port" ] && break; sleep 0.1; done
+  [ -s "$work/hub.port" ] || { echo "FAIL: the loopback Hub did not start: $(cat "$work/hub.log")"; exit 1; }
+  export HF_ENDPOINT=http://127.0.0.1:$(cat "$work/hub.port")
+  step download --env HF_HOME=@/hf download @
+  drop
+  step read --env HF_HOME=@/hf --env HF_HUB_OFFLINE=1 read @
+  kill $hub_pid 2>/dev/null || true
+  # local_dir metadata files hold a download timestamp: names compared, not contents.
+  same_tree hfhub '*.metadata'
 }
 
 declare -F "case_$case" > /dev/null || { echo "FAIL: no case $case"; exit 1; }
