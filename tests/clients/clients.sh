@@ -103,6 +103,42 @@ case_hfhub() {
   same_tree hfhub '*.metadata'
 }
 
+case_runai() {
+  step save save @
+  drop
+  # The streamer's pread strategy: its C++ reads through the shim.
+  step read --env RUNAI_STREAMER_FS_STRATEGY=sync_buffered read @
+  grep -q '^same as safe_open True$' "$work/read.v.out" && ok || bad "runai: the streamed tensors differ from safe_open's: $(cat "$work/read.v.out")"
+  same_tree runai
+  # Its default strategy (io_uring) bypasses libc: the kernel sees the shim's descriptor and
+  # answers EBADF. It must fail loudly, never stream wrong bytes.
+  drop
+  local rc=0
+  vrun "$py" "$here/case_runai.py" read /oss/bkt > "$work/uring.out" 2> "$work/uring.err" || rc=$?
+  if [ "$rc" != 0 ] && grep -q 'Could not receive response from libstreamer' "$work/uring.err"; then ok
+  elif [ "$rc" = 0 ] && grep -q '^same as safe_open True$' "$work/uring.out"; then echo "note: runai's io_uring strategy now streams correctly under the shim"; ok
+  else bad "runai io_uring under the shim: exit $rc, $(tail -3 "$work/uring.out") $(strip_log "$work/uring.err" | tail -3)"; fi
+}
+
+case_oss2() {
+  # Written through the shim, read back by oss2 with its CRC64 check.
+  step write write @/via-shim
+  same_tree oss2-write
+  "$py" "$here/case_oss2.py" sdk-get via-shim > "$work/get.out" 2>&1 || true
+  "$py" "$here/case_oss2.py" read "$lb/via-shim" > "$work/local.out" 2>&1
+  if grep -q False "$work/get.out" || ! sed 's/ crc64 .*//' "$work/get.out" | cmp -s - "$work/local.out"; then
+    bad "oss2 get_object of files written through the shim: $(diff <(sed 's/ crc64 .*//' "$work/get.out") "$work/local.out" | head -8)"
+  else ok; fi
+  # Written by oss2 (put_object, chunked put_object, multipart), read through the shim.
+  "$py" "$here/case_oss2.py" sdk-put via-sdk > "$work/put.out" 2>&1 || bad "oss2 put: $(tail -5 "$work/put.out")"
+  vrun "$py" "$here/case_oss2.py" read /oss/bkt/via-sdk > "$work/vread.out" 2> "$work/vread.err" || bad "read of oss2's objects through the shim: $(strip_log "$work/vread.err" | tail -5)"
+  drop
+  vrun "$py" "$here/case_oss2.py" read /oss/bkt/via-sdk > "$work/vread2.out" 2> "$work/vread.err" || bad "read of oss2's objects through the shim, cold: $(strip_log "$work/vread.err" | tail -5)"
+  if cmp -s "$work/vread.out" "$work/local.out" && cmp -s "$work/vread2.out" "$work/local.out"; then ok; else
+    bad "oss2's objects read through the shim differ: $(diff "$work/vread.out" "$work/local.out" | head -8)"
+  fi
+}
+
 declare -F "case_$case" > /dev/null || { echo "FAIL: no case $case"; exit 1; }
 "case_$case"
 finish
