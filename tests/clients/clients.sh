@@ -139,6 +139,13 @@ case_oss2() {
   fi
 }
 
+case_gguf() {
+  step save save @
+  drop
+  step read read @
+  same_tree gguf
+}
+
 declare -F "case_$case" > /dev/null || { echo "FAIL: no case $case"; exit 1; }
 "case_$case"
 finish
