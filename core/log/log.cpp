@@ -23,7 +23,9 @@ std::atomic<int> g_fd{STDERR_FILENO};
 // size at which it is rotated (0: never). One rotation at a time per process, by a try-flag rather
 // than a mutex: a log line may be written under any of the shim's locks, and at fork.
 std::atomic<bool> g_rotating{false};
-std::string g_path;
+// A plain array, constant-initialised: the shim configures the log from its constructor, which
+// can run before this file's dynamic initialisers (a std::string here crashed every process).
+char g_path[4096];
 std::atomic<std::uint64_t> g_rotate_at{0};
 std::atomic<bool> g_to_file{false};
 
@@ -115,7 +117,8 @@ bool configure(Level level, const std::string& path, std::string* why, std::uint
   g_level.store(static_cast<int>(level), std::memory_order_relaxed);
   g_to_file.store(false);
   g_rotate_at.store(0);
-  g_path = path;
+  if (path.size() >= sizeof g_path) rotate_at = 0;  // too long to keep: never rotated
+  std::snprintf(g_path, sizeof g_path, "%s", path.size() < sizeof g_path ? path.c_str() : "");
   g_rotate_at.store(path.empty() ? 0 : rotate_at);
   if (path.empty()) {
     if (g_fd.load() == STDERR_FILENO) use_fd(private_copy(STDERR_FILENO));
@@ -146,11 +149,11 @@ void maybe_rotate(int fd) {
   std::uint64_t limit = g_rotate_at.load(std::memory_order_relaxed);
   struct stat st;
   if (limit == 0 || !raw_stat(fd, nullptr, st) || static_cast<std::uint64_t>(st.st_size) < limit) return;
-  if (g_rotating.exchange(true)) return;       // another thread is at it
-  if (g_fd.load() == fd && !g_path.empty()) {  // else reopened meanwhile
+  if (g_rotating.exchange(true)) return;      // another thread is at it
+  if (g_fd.load() == fd && g_path[0] != 0) {  // else reopened meanwhile
     struct stat now;
-    if (raw_stat(AT_FDCWD, g_path.c_str(), now) && now.st_ino == st.st_ino && now.st_dev == st.st_dev)
-      ::syscall(SYS_renameat, AT_FDCWD, g_path.c_str(), AT_FDCWD, (g_path + ".1").c_str());
+    if (raw_stat(AT_FDCWD, g_path, now) && now.st_ino == st.st_ino && now.st_dev == st.st_dev)
+      ::syscall(SYS_renameat, AT_FDCWD, g_path, AT_FDCWD, (std::string(g_path) + ".1").c_str());
     // The new file takes the old one's descriptor number in one step (dup3): a thread writing a
     // line meanwhile writes to the old file or the new one, never to a closed, reused number.
     int nfd = raw_open_log(g_path);
