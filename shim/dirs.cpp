@@ -175,7 +175,6 @@ DIR* opendir(const char* path) {
   Target t(AT_FDCWD, path);
   if (t.handled) return open_stream(t.path);
   DIR* d = REAL(opendir)(path);
-  if (d) fresh_fd(REAL(dirfd)(d));                                          // opened by glibc's internal open
   return !d && t.via_local_link(AT_FDCWD, path) ? open_stream(t.path) : d;  // ls /tmp/link-into-prefix/
 }
 DIR* fdopendir(int fd) {
@@ -249,31 +248,17 @@ int closedir(DIR* d) {
 int scandir(const char* path, struct dirent*** out, int (*filter)(const struct dirent*),
             int (*compar)(const struct dirent**, const struct dirent**)) {
   Target t(AT_FDCWD, path);
-  if (t.handled) return scan(t.path, out, filter, compar);
-  int r = REAL(scandir)(path, out, filter, compar);
-  return r < 0 && t.via_local_link(AT_FDCWD, path) ? scan(t.path, out, filter, compar) : r;
+  return t.handled ? scan(t.path, out, filter, compar) : REAL(scandir)(path, out, filter, compar);
 }
 int scandir64(const char* path, struct dirent64*** out, int (*filter)(const struct dirent64*),
               int (*compar)(const struct dirent64**, const struct dirent64**)) {
   Target t(AT_FDCWD, path);
-  if (t.handled) return scan(t.path, out, filter, compar);
-  int r = REAL(scandir64)(path, out, filter, compar);
-  return r < 0 && t.via_local_link(AT_FDCWD, path) ? scan(t.path, out, filter, compar) : r;
+  return t.handled ? scan(t.path, out, filter, compar) : REAL(scandir64)(path, out, filter, compar);
 }
 int scandirat(int dirfd, const char* path, struct dirent*** out, int (*filter)(const struct dirent*),
               int (*compar)(const struct dirent**, const struct dirent**)) {
   Target t(dirfd, path);
-  if (t.handled) return scan(t.path, out, filter, compar);
-  int r = REAL(scandirat)(dirfd, path, out, filter, compar);
-  return r < 0 && t.via_local_link(dirfd, path) ? scan(t.path, out, filter, compar) : r;
-}
-
-int scandirat64(int dirfd, const char* path, struct dirent64*** out, int (*filter)(const struct dirent64*),
-                int (*compar)(const struct dirent64**, const struct dirent64**)) {
-  Target t(dirfd, path);
-  if (t.handled) return scan(t.path, out, filter, compar);
-  int r = REAL(scandirat64)(dirfd, path, out, filter, compar);
-  return r < 0 && t.via_local_link(dirfd, path) ? scan(t.path, out, filter, compar) : r;
+  return t.handled ? scan(t.path, out, filter, compar) : REAL(scandirat)(dirfd, path, out, filter, compar);
 }
 
 // getdents64 on a virtual directory fd: the file offset counts entries.

@@ -44,55 +44,10 @@ std::string real_base(int dirfd) {
 }
 }  // namespace
 
-bool fd_path(const char* path, int& fd, const char*& rest) {
-  const char* p = nullptr;
-  if (std::strncmp(path, "/dev/", 5) == 0) {
-    static const char* const std_names[] = {"stdin", "stdout", "stderr"};
-    for (int i = 0; i < 3; ++i) {
-      std::size_t n = std::strlen(std_names[i]);
-      if (std::strncmp(path + 5, std_names[i], n) == 0 && (path[5 + n] == '\0' || path[5 + n] == '/')) {
-        fd = i;
-        rest = path + 5 + n;
-        return true;
-      }
-    }
-    if (std::strncmp(path + 5, "fd/", 3) == 0) p = path + 8;
-  } else if (std::strncmp(path, "/proc/", 6) == 0) {
-    const char* q = path + 6;
-    if (std::strncmp(q, "self/", 5) == 0) {
-      q += 5;
-    } else if (std::strncmp(q, "thread-self/", 12) == 0) {
-      q += 12;
-    } else {
-      char* end;
-      long pid = std::strtol(q, &end, 10);
-      if (end == q || *end != '/' || pid != static_cast<long>(::getpid())) return false;
-      q = end + 1;
-    }
-    if (std::strncmp(q, "fd/", 3) == 0) p = q + 3;
-  }
-  if (p == nullptr || *p < '0' || *p > '9') return false;
-  char* end;
-  long n = std::strtol(p, &end, 10);
-  if ((*end != '\0' && *end != '/') || n >= kMaxFds) return false;
-  fd = static_cast<int>(n);
-  rest = end;
-  return true;
-}
-
 bool resolve(int dirfd, const char* path, vfs::VPath& out) {
   commit_parked();  // a program's call on a virtual path: a safe point (see park)
   Globals& g = globals();
   std::string_view prefix(g.prefix, g.prefix_len);
-  if (path[0] == '/' && !is_virtual_path(path)) {
-    // /proc/self/fd/N of a virtual fd names its file, as the kernel's magic link does (never the
-    // placeholder behind it).
-    int fd;
-    const char* rest;
-    if (!fd_path(path, fd, rest) || !virtual_fd(fd)) return false;
-    std::string file = display_of(fd);
-    return !file.empty() && vfs::parse(prefix, file + rest, out);
-  }
   if (path[0] == '/') return vfs::parse(prefix, path, out);
   std::string base;
   if (dirfd == AT_FDCWD) {
@@ -216,13 +171,10 @@ void forget_stale(int fd) {
 
 bool placeholder_intact(int fd) {
   Globals& g = globals();
-  std::uint64_t generation = g.fd_generation.load(std::memory_order_acquire);  // before the look
   struct stat st;
   if (REAL(fstat)(fd, &st) == 0 && static_cast<std::uint64_t>(st.st_ino) == g.fd_ino[fd].load() &&
-      static_cast<std::uint64_t>(st.st_dev) == g.fd_dev[fd].load()) {
-    g.fd_checked[fd].store(generation, std::memory_order_relaxed);
+      static_cast<std::uint64_t>(st.st_dev) == g.fd_dev[fd].load())
     return true;
-  }
   forget_stale(fd);
   return false;
 }
@@ -254,12 +206,10 @@ int checked_dup(int oldfd, FdIdentity before, int r, const std::shared_ptr<vfs::
 
 void attach(int fd, std::shared_ptr<vfs::OpenFile> file) {
   Globals& g = globals();
-  std::uint64_t generation = g.fd_generation.load(std::memory_order_acquire);
   struct stat st;
   if (REAL(fstat)(fd, &st) == 0) {
     g.fd_dev[fd].store(static_cast<std::uint64_t>(st.st_dev));
     g.fd_ino[fd].store(static_cast<std::uint64_t>(st.st_ino));
-    g.fd_checked[fd].store(generation, std::memory_order_relaxed);
   }
   file->descriptors.fetch_add(1);
   auto old = exchange_file(fd, std::move(file));
@@ -410,7 +360,6 @@ int make_placeholder(vfs::OpenFile& f, bool cloexec) {
   if (m >= 0) {
     vfs::Vfs* fs = filesystem();
     std::uint64_t size = f.writer && fs ? fs->size_of(f) : f.attr.size;
-    if (f.writer && f.record_fd < 0) f.record_size = size;
     std::time_t mtime = f.attr.mtime ? f.attr.mtime : std::time(nullptr);
     struct timespec times[2] = {{mtime, 0}, {mtime, 0}};
     bool shaped = REAL(ftruncate)(m, static_cast<off_t>(size)) == 0 && REAL(fchmod)(m, 0644) == 0;
@@ -697,15 +646,6 @@ ssize_t virtual_read(int fd, void* buf, size_t len, off_t off) {
   return static_cast<ssize_t>(r.value());
 }
 
-void placeholder_resized(vfs::OpenFile& f, std::uint64_t size, bool exact) {
-  // An ftruncate of the memfd costs ~2 us per write in a loop of 100-byte writes (twice the write
-  // itself): a file past kExactUpTo follows in steps of kStep, and exactly at fsync and truncate.
-  constexpr std::uint64_t kExactUpTo = 64 << 10, kStep = 64 << 10;
-  if (f.record_fd < 0 || size == f.record_size) return;
-  if (!exact && size > kExactUpTo && size > f.record_size && size - f.record_size < kStep) return;
-  if (REAL(ftruncate)(f.record_fd, static_cast<off_t>(size)) == 0) f.record_size = size;
-}
-
 ssize_t virtual_write(int fd, const void* buf, size_t len, off_t off) {
   auto f = lookup_file(fd);
   if (!f) return -1;
@@ -717,17 +657,12 @@ ssize_t virtual_write(int fd, const void* buf, size_t len, off_t off) {
   if (len == 0) return 0;
   // One writer at a time moves the offset (O_APPEND: to the end first), as the kernel does.
   std::lock_guard lock(f->offset_mu);
-  std::uint64_t size = fs->size_of(*f);
   std::uint64_t at = off >= 0                              ? static_cast<std::uint64_t>(off)
-                     : (f->status_flags.load() & O_APPEND) ? size
+                     : (f->status_flags.load() & O_APPEND) ? fs->size_of(*f)
                                                            : f->offset.load();
   auto r = fs->write(*f, static_cast<const char*>(buf), len, at);
   if (!r) return fail(r.error());
   if (off < 0) f->offset.store(at + r.value());
-  // A write that extends the file: the placeholder grows with it, so a raw fstat/statx the shim
-  // does not see says how many bytes the file holds (under offset_mu: writes of one open file are
-  // serialised here, so the sizes set never go backwards).
-  if (at + r.value() > size) placeholder_resized(*f, at + r.value(), false);
   return static_cast<ssize_t>(r.value());
 }
 

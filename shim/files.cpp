@@ -119,11 +119,8 @@ int truncate_fd(int fd, off_t size) {
     return fail(EINVAL);  // what the kernel says for a descriptor not open for writing
   vfs::Vfs* fs = filesystem();
   if (!fs) return -1;
-  std::lock_guard lock(f->offset_mu);  // against a write's resize of the placeholder
   auto st = fs->truncate(*f, static_cast<std::uint64_t>(size));
-  if (!st) return fail(st.error());
-  placeholder_resized(*f, static_cast<std::uint64_t>(size), true);
-  return 0;
+  return st ? 0 : fail(st.error());
 }
 
 // fallocate, posix_fallocate: OSS has no preallocation. Reserving space only makes the file at
@@ -139,11 +136,9 @@ int allocate_fd(int fd, int mode, off_t off, off_t len) {
   vfs::Vfs* fs = filesystem();
   if (!fs) return errno;
   std::uint64_t end = static_cast<std::uint64_t>(off) + static_cast<std::uint64_t>(len);
-  std::lock_guard lock(f->offset_mu);
   if ((mode & FALLOC_FL_KEEP_SIZE) || end <= fs->size_of(*f)) return 0;
   auto st = fs->truncate(*f, end);
   if (!st) log::warn(st.error().to_string());
-  if (st) placeholder_resized(*f, end, true);
   return st ? 0 : st.error().err;
 }
 
@@ -599,8 +594,8 @@ namespace {
 // `f` is oldfd's file, looked up before the kernel call (nullptr: oldfd is not virtual).
 int dup_onto(int oldfd, int newfd, const std::shared_ptr<vfs::OpenFile>& f, int r) {
   if (r < 0 || in_vfork_child()) return r;
-  bool from_sink = sink_listed(oldfd);  // both checked by the caller before the kernel call
-  SinkEnd* end = sink_listed(newfd) ? release_sink(newfd) : nullptr;
+  bool from_sink = sink_fd(oldfd);
+  SinkEnd* end = sink_fd(newfd) ? release_sink(newfd) : nullptr;
   auto replaced = detach(newfd);
   if (from_sink) {
     sink_copied(oldfd, newfd);
@@ -705,11 +700,7 @@ int fcntl(int fd, int cmd, ...) {
   va_start(ap, cmd);
   void* arg = va_arg(ap, void*);
   va_end(ap);
-  if (!virtual_fd(fd)) {
-    if (sink_fd(fd)) return sink_fcntl(fd, cmd, arg);
-    int r = REAL(fcntl)(fd, cmd, arg);
-    return cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC ? fresh_fd(r) : r;  // a new number
-  }
+  if (!virtual_fd(fd)) return sink_fd(fd) ? sink_fcntl(fd, cmd, arg) : REAL(fcntl)(fd, cmd, arg);
   return virtual_fcntl(fd, cmd, arg);
 }
 int fcntl64(int fd, int cmd, ...) {
@@ -717,11 +708,7 @@ int fcntl64(int fd, int cmd, ...) {
   va_start(ap, cmd);
   void* arg = va_arg(ap, void*);
   va_end(ap);
-  if (!virtual_fd(fd)) {
-    if (sink_fd(fd)) return sink_fcntl(fd, cmd, arg);
-    int r = REAL(fcntl64)(fd, cmd, arg);
-    return cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC ? fresh_fd(r) : r;  // a new number
-  }
+  if (!virtual_fd(fd)) return sink_fd(fd) ? sink_fcntl(fd, cmd, arg) : REAL(fcntl64)(fd, cmd, arg);
   return virtual_fcntl(fd, cmd, arg);
 }
 int flock(int fd, int op) {

@@ -129,22 +129,6 @@ ssize_t readlink_virtual(const vfs::VPath& p, char* buf, size_t len) {
   return static_cast<ssize_t>(n);
 }
 
-// readlink of /proc/self/fd/N (a magic link) for a virtual fd N: the file's path, as the kernel
-// gives a local file's. False: not such a path.
-bool readlink_fd_path(const char* path, char* buf, size_t len, ssize_t& result) {
-  int fd;
-  const char* rest;
-  if (path == nullptr || path[0] != '/' || !maybe_fd_path(path) || !fd_path(path, fd, rest) ||
-      rest[0] != '\0' || !virtual_fd(fd))
-    return false;
-  std::string file = display_of(fd);
-  if (file.empty()) return false;
-  size_t n = std::min(len, file.size());
-  std::memcpy(buf, file.data(), n);
-  result = static_cast<ssize_t>(n);
-  return true;
-}
-
 // symlink(2) with the link under the prefix: an OSS symlink object.
 int symlink_virtual(const char* text, const vfs::VPath& link) {
   vfs::Vfs* fs = filesystem();
@@ -238,27 +222,6 @@ bool rename_virtual(int fromfd, const char* from, int tofd, const char* to, unsi
   return true;
 }
 
-// Hard links: OSS has none. Within the prefix EPERM (what file systems without hard links answer:
-// vfat, and ln/cp -l then report "Operation not permitted"), across its boundary EXDEV (two file
-// systems). Nothing is stored; one warning names the fix.
-bool link_virtual(int fromfd, const char* from, int tofd, const char* to, int flags, int& result) {
-  bool from_fd = (flags & AT_EMPTY_PATH) && from != nullptr && from[0] == '\0';
-  Target a(from_fd ? AT_FDCWD : fromfd, from_fd ? "" : from), b(tofd, to);
-  bool a_ours = from_fd ? virtual_fd(fromfd) : a.handled;
-  if (!a_ours && !b.handled) return false;
-  std::string_view prefix(globals().prefix, globals().prefix_len);
-  std::string what = from_fd ? display_of(fromfd) : a.handled ? vfs::to_string(prefix, a.path) : from;
-  std::string where = b.handled ? vfs::to_string(prefix, b.path) : to;
-  int err = a_ours && b.handled ? EPERM : EXDEV;
-  log::warn("link " + what + " -> " + where + ": " +
-            (err == EPERM ? "OSS has no hard links (EPERM)"
-                          : "a hard link cannot cross the prefix's boundary (EXDEV)") +
-            " -- copy the file instead (cp without -l; rsync without --link-dest)");
-  errno = err;
-  result = -1;
-  return true;
-}
-
 // Times, modes and owners: accepted when the path exists (tar, cp -p, shutil.copy2 and
 // downloaders set them); OSS keeps none of them.
 // follow false (lchown, lutimes, AT_SYMLINK_NOFOLLOW): a symlink itself, dangling or not.
@@ -307,10 +270,6 @@ int sync_virtual(int fd) {
   if (!f) return -1;
   vfs::Vfs* fs = filesystem();
   if (!fs) return -1;
-  if (f->writer) {
-    std::lock_guard lock(f->offset_mu);  // the placeholder's size, exact from here on
-    placeholder_resized(*f, fs->size_of(*f), true);
-  }
   return change(fs->sync(*f));  // a writer's object is complete in OSS when this returns
 }
 }  // namespace
@@ -347,11 +306,9 @@ int stat64(const char* path, struct stat64* st) {
   WITH_TARGET_LINKED(AT_FDCWD, path, stat_path(t.path, st), REAL(stat64)(path, st));
 }
 int lstat(const char* path, struct stat* st) {
-  if (fd_magic_link(path)) return REAL(lstat)(path, st);
   WITH_TARGET(AT_FDCWD, path, lstat_path(t.path, st), REAL(lstat)(path, st));
 }
 int lstat64(const char* path, struct stat64* st) {
-  if (fd_magic_link(path)) return REAL(lstat64)(path, st);
   WITH_TARGET(AT_FDCWD, path, lstat_path(t.path, st), REAL(lstat64)(path, st));
 }
 int fstat(int fd, struct stat* st) {
@@ -369,7 +326,6 @@ int fstat64(int fd, struct stat64* st) {
   return stat_fd(fd, st);
 }
 int fstatat(int dirfd, const char* path, struct stat* st, int flags) {
-  if ((flags & AT_SYMLINK_NOFOLLOW) && fd_magic_link(path)) return REAL(fstatat)(dirfd, path, st, flags);
   if ((flags & AT_EMPTY_PATH) && empty_path(path)) {
     if (virtual_fd(dirfd)) return stat_fd(dirfd, st);
     FdIdentity before = identity_now(dirfd);
@@ -380,7 +336,6 @@ int fstatat(int dirfd, const char* path, struct stat* st, int flags) {
                         REAL(fstatat)(dirfd, path, st, flags));
 }
 int fstatat64(int dirfd, const char* path, struct stat64* st, int flags) {
-  if ((flags & AT_SYMLINK_NOFOLLOW) && fd_magic_link(path)) return REAL(fstatat64)(dirfd, path, st, flags);
   if ((flags & AT_EMPTY_PATH) && empty_path(path)) {
     if (virtual_fd(dirfd)) return stat_fd(dirfd, st);
     FdIdentity before = identity_now(dirfd);
@@ -391,7 +346,6 @@ int fstatat64(int dirfd, const char* path, struct stat64* st, int flags) {
                         REAL(fstatat64)(dirfd, path, st, flags));
 }
 int statx(int dirfd, const char* path, int flags, unsigned mask, struct statx* stx) {
-  if ((flags & AT_SYMLINK_NOFOLLOW) && fd_magic_link(path)) return REAL(statx)(dirfd, path, flags, mask, stx);
   if ((flags & AT_EMPTY_PATH) && empty_path(path) && virtual_fd(dirfd))
     return fill_statx(dirfd, nullptr, stx);
   WITH_TARGET_LINKED_IF(!(flags & AT_SYMLINK_NOFOLLOW), dirfd, path,
@@ -406,11 +360,9 @@ int __xstat64(int ver, const char* path, struct stat64* st) {
   WITH_TARGET_LINKED(AT_FDCWD, path, stat_path(t.path, st), REAL(__xstat64)(ver, path, st));
 }
 int __lxstat(int ver, const char* path, struct stat* st) {
-  if (fd_magic_link(path)) return REAL(__lxstat)(ver, path, st);
   WITH_TARGET(AT_FDCWD, path, lstat_path(t.path, st), REAL(__lxstat)(ver, path, st));
 }
 int __lxstat64(int ver, const char* path, struct stat64* st) {
-  if (fd_magic_link(path)) return REAL(__lxstat64)(ver, path, st);
   WITH_TARGET(AT_FDCWD, path, lstat_path(t.path, st), REAL(__lxstat64)(ver, path, st));
 }
 int __fxstat(int ver, int fd, struct stat* st) {
@@ -428,14 +380,10 @@ int __fxstat64(int ver, int fd, struct stat64* st) {
   return stat_fd(fd, st);
 }
 int __fxstatat(int ver, int dirfd, const char* path, struct stat* st, int flags) {
-  if ((flags & AT_SYMLINK_NOFOLLOW) && fd_magic_link(path))
-    return REAL(__fxstatat)(ver, dirfd, path, st, flags);
   WITH_TARGET(dirfd, path, stat_path(t.path, st, !(flags & AT_SYMLINK_NOFOLLOW)),
               REAL(__fxstatat)(ver, dirfd, path, st, flags));
 }
 int __fxstatat64(int ver, int dirfd, const char* path, struct stat64* st, int flags) {
-  if ((flags & AT_SYMLINK_NOFOLLOW) && fd_magic_link(path))
-    return REAL(__fxstatat64)(ver, dirfd, path, st, flags);
   WITH_TARGET(dirfd, path, stat_path(t.path, st, !(flags & AT_SYMLINK_NOFOLLOW)),
               REAL(__fxstatat64)(ver, dirfd, path, st, flags));
 }
@@ -465,22 +413,16 @@ char* canonicalize_file_name(const char* path) {
   WITH_TARGET_LINKED(AT_FDCWD, path, realpath_virtual(t.path, nullptr), REAL(canonicalize_file_name)(path));
 }
 ssize_t readlink(const char* path, char* buf, size_t len) {
-  if (ssize_t r; readlink_fd_path(path, buf, len, r)) return r;
   WITH_TARGET(AT_FDCWD, path, readlink_virtual(t.path, buf, len), REAL(readlink)(path, buf, len));
 }
 ssize_t readlinkat(int dirfd, const char* path, char* buf, size_t len) {
-  if (ssize_t r; readlink_fd_path(path, buf, len, r)) return r;
   WITH_TARGET(dirfd, path, readlink_virtual(t.path, buf, len), REAL(readlinkat)(dirfd, path, buf, len));
 }
 ssize_t __readlink_chk(const char* path, char* buf, size_t len, size_t buflen) {
-  if (len > buflen) __chk_fail();
-  if (ssize_t r; readlink_fd_path(path, buf, len, r)) return r;
   WITH_TARGET(AT_FDCWD, path, readlink_virtual(t.path, buf, len),
               REAL(__readlink_chk)(path, buf, len, buflen));
 }
 ssize_t __readlinkat_chk(int dirfd, const char* path, char* buf, size_t len, size_t buflen) {
-  if (len > buflen) __chk_fail();
-  if (ssize_t r; readlink_fd_path(path, buf, len, r)) return r;
   WITH_TARGET(dirfd, path, readlink_virtual(t.path, buf, len),
               REAL(__readlinkat_chk)(dirfd, path, buf, len, buflen));
 }
@@ -682,14 +624,6 @@ int renameat2(int fromfd, const char* from, int tofd, const char* to, unsigned f
   return rename_virtual(fromfd, from, tofd, to, flags, r) ? r
                                                           : REAL(renameat2)(fromfd, from, tofd, to, flags);
 }
-int link(const char* from, const char* to) {
-  int r;
-  return link_virtual(AT_FDCWD, from, AT_FDCWD, to, 0, r) ? r : REAL(link)(from, to);
-}
-int linkat(int fromfd, const char* from, int tofd, const char* to, int flags) {
-  int r;
-  return link_virtual(fromfd, from, tofd, to, flags, r) ? r : REAL(linkat)(fromfd, from, tofd, to, flags);
-}
 int truncate(const char* path, off_t len) {
   WITH_TARGET(AT_FDCWD, path, truncate_virtual(t.path, len), REAL(truncate)(path, len));
 }
@@ -699,7 +633,7 @@ int truncate64(const char* path, off64_t len) {
 
 // Attribute changes: no-ops on virtual paths and descriptors.
 int chmod(const char* path, mode_t mode) {
-  WITH_TARGET_LINKED(AT_FDCWD, path, accept_attribute_change(t.path), REAL(chmod)(path, mode));
+  WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path), REAL(chmod)(path, mode));
 }
 int fchmodat(int dirfd, const char* path, mode_t mode, int flags) {
   WITH_TARGET(dirfd, path, accept_attribute_change(t.path, !(flags & AT_SYMLINK_NOFOLLOW)),
@@ -710,7 +644,7 @@ int fchmod(int fd, mode_t mode) {
   return accept_fd_attribute_change();
 }
 int chown(const char* path, uid_t uid, gid_t gid) {
-  WITH_TARGET_LINKED(AT_FDCWD, path, accept_attribute_change(t.path), REAL(chown)(path, uid, gid));
+  WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path), REAL(chown)(path, uid, gid));
 }
 int lchown(const char* path, uid_t uid, gid_t gid) {
   WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path, false), REAL(lchown)(path, uid, gid));
@@ -724,10 +658,10 @@ int fchown(int fd, uid_t uid, gid_t gid) {
   return accept_fd_attribute_change();
 }
 int utime(const char* path, const struct utimbuf* times) {
-  WITH_TARGET_LINKED(AT_FDCWD, path, accept_attribute_change(t.path), REAL(utime)(path, times));
+  WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path), REAL(utime)(path, times));
 }
 int utimes(const char* path, const struct timeval times[2]) {
-  WITH_TARGET_LINKED(AT_FDCWD, path, accept_attribute_change(t.path), REAL(utimes)(path, times));
+  WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path), REAL(utimes)(path, times));
 }
 int lutimes(const char* path, const struct timeval times[2]) {
   WITH_TARGET(AT_FDCWD, path, accept_attribute_change(t.path, false), REAL(lutimes)(path, times));
@@ -746,14 +680,8 @@ int utimensat(int dirfd, const char* path, const struct timespec times[2], int f
   const char* volatile checked = path;
   if (checked == nullptr)
     return virtual_fd(dirfd) ? accept_fd_attribute_change() : REAL(utimensat)(dirfd, path, times, flags);
-  WITH_TARGET_LINKED_IF(!(flags & AT_SYMLINK_NOFOLLOW), dirfd, path,
-                        accept_attribute_change(t.path, !(flags & AT_SYMLINK_NOFOLLOW)),
-                        REAL(utimensat)(dirfd, path, times, flags));
-}
-int futimesat(int dirfd, const char* path, const struct timeval times[2]) {
-  if (path == nullptr)
-    return virtual_fd(dirfd) ? accept_fd_attribute_change() : REAL(futimesat)(dirfd, path, times);
-  WITH_TARGET_LINKED(dirfd, path, accept_attribute_change(t.path), REAL(futimesat)(dirfd, path, times));
+  WITH_TARGET(dirfd, path, accept_attribute_change(t.path, !(flags & AT_SYMLINK_NOFOLLOW)),
+              REAL(utimensat)(dirfd, path, times, flags));
 }
 
 }  // extern "C"

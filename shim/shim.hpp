@@ -31,28 +31,9 @@ inline bool may_lead_into_prefix(const char* path) {
 // Cheap test for the pass-through path: could (dirfd, path) name a virtual file? Absolute paths
 // compare the prefix; relative ones are virtual under a virtual cwd or a virtual dirfd, or when
 // they may climb into the prefix from a real ancestor directory (rsync opens "/" and walks down).
-// "/proc/self/fd/N", "/dev/fd/N", "/dev/stdin" ... (then `resolve` looks whether N is virtual):
-// one compare of the second character for other absolute paths, none while no fd is virtual.
-inline bool maybe_fd_path(const char* path) {
-  return (path[1] == 'p' || path[1] == 'd') && globals().virtual_fds.load(std::memory_order_relaxed) > 0 &&
-         (std::strncmp(path, "/proc/", 6) == 0 || std::strncmp(path, "/dev/", 5) == 0) && !in_own_call();
-}
-// A path naming descriptor `fd` of this process through /proc (as the kernel's magic links):
-// "/proc/self/fd/N", "/proc/thread-self/fd/N", "/proc/<own pid>/fd/N", "/dev/fd/N",
-// "/dev/stdin|stdout|stderr", each possibly followed by "/rest" (`rest`, "" or "/...").
-bool fd_path(const char* path, int& fd, const char*& rest);
-// Exactly such a path, no "/rest": the magic link itself, which lstat and readlink describe (a
-// symlink, as the kernel says: lstat passes through).
-inline bool fd_magic_link(const char* path) {
-  int fd;
-  const char* rest;
-  return path != nullptr && path[0] == '/' && maybe_fd_path(path) && fd_path(path, fd, rest) &&
-         rest[0] == '\0';
-}
-
 inline bool maybe_virtual(int dirfd, const char* path) {
   if (path == nullptr) return false;
-  if (path[0] == '/') return is_virtual_path(path) || maybe_fd_path(path);
+  if (path[0] == '/') return is_virtual_path(path);
   if (dirfd == AT_FDCWD ? !in_own_call() && cwd_is_virtual() : virtual_fd(dirfd)) return true;
   return !in_own_call() && may_lead_into_prefix(path);
 }
@@ -170,11 +151,6 @@ ssize_t virtual_read(int fd, void* buf, size_t len, off_t off);
 
 // Writes to a virtual descriptor at `off` (or at and advancing the file offset when off < 0).
 ssize_t virtual_write(int fd, const void* buf, size_t len, off_t off);
-// A writer's file changed size: its placeholder (the memfd behind it) follows, so that a raw
-// fstat/statx of the descriptor tells the truth: exactly up to 64 KiB, and for a larger file at
-// most 64 KiB behind the bytes written, exactly after fsync and (f)truncate (`exact`). Callers
-// hold f.offset_mu.
-void placeholder_resized(vfs::OpenFile& f, std::uint64_t size, bool exact);
 
 // lseek on a virtual descriptor.
 off_t virtual_seek(int fd, off_t off, int whence);

@@ -65,10 +65,6 @@ struct Tables {
   std::mutex mu;
   std::map<int, std::shared_ptr<Sink>> sinks;  // by descriptor
   std::vector<int> handed;                     // descriptors handed off by the current exec
-  // Sinks whose last copy was closed by a raw syscall: their drains commit on their own; exit
-  // waits for them as close would have.
-  std::vector<std::shared_ptr<Sink>> orphans;
-  std::atomic<bool> any_orphans{false};  // exec looks without the lock
 };
 Tables& tables() {
   static auto* t = new Tables;
@@ -289,61 +285,7 @@ void wait_done(Sink& s) {
   std::unique_lock lock(s.mu);
   s.cv.wait(lock, [&] { return s.done; });
 }
-
-// Records the pipe behind sink descriptor `fd`, as attach does a placeholder's.
-void note_identity(int fd) {
-  struct stat st;
-  if (REAL(fstat)(fd, &st) != 0) return;
-  globals().fd_dev[fd].store(static_cast<std::uint64_t>(st.st_dev));
-  globals().fd_ino[fd].store(static_cast<std::uint64_t>(st.st_ino));
-}
-
-bool same_pipe(int fd) {
-  struct stat st;
-  return REAL(fstat)(fd, &st) == 0 && static_cast<std::uint64_t>(st.st_ino) == globals().fd_ino[fd].load() &&
-         static_cast<std::uint64_t>(st.st_dev) == globals().fd_dev[fd].load();
-}
 }  // namespace
-
-namespace {
-// A sink merely closed (glibc's fclose(stdout), as coreutils' close_stdout does at exit) is
-// routine: logged at debug level. One whose number went to another file is warned about, unless
-// `warn` is false (at exit).
-bool check_sink(int fd, bool warn) {
-  if (same_pipe(fd)) return true;
-  if (in_vfork_child()) return false;  // the tables are the parent's
-  std::shared_ptr<Sink> s;
-  bool last = false;
-  {
-    std::lock_guard lock(tables().mu);
-    auto it = tables().sinks.find(fd);
-    if (it == tables().sinks.end() || same_pipe(fd)) return it != tables().sinks.end();  // raced a close
-    s = it->second;
-    forget_locked(fd);
-    if (s->owner == ::getpid() && --s->copies == 0) {
-      last = true;
-      tables().orphans.push_back(s);
-      tables().any_orphans.store(true);
-    }
-  }
-  std::string what = "descriptor " + std::to_string(fd) + " (redirected into " + s->file->display +
-                     ") was closed by a call the shim did not see (glibc's fclose of stdout/stderr, a raw "
-                     "syscall or io_uring)" +
-                     (last ? "; what was written to it is committed when the pipe's last writer closes, as "
-                             "close would"
-                           : "; entry dropped");
-  struct stat st;
-  if (warn && REAL(fstat)(fd, &st) == 0)  // the number went to another file: worth a warning
-    log::warn(what);
-  else
-    log::debug(what);
-  return false;
-}
-}  // namespace
-
-bool sink_intact(int fd) {
-  return check_sink(fd, true);
-}
 
 bool make_sink(int fd, const std::shared_ptr<vfs::OpenFile>& file) {
   if (!filesystem() || !file->writer) return false;
@@ -367,7 +309,6 @@ bool make_sink(int fd, const std::shared_ptr<vfs::OpenFile>& file) {
   (void)detach(fd);
   {
     std::lock_guard lock(tables().mu);
-    note_identity(fd);
     tables().sinks[fd] = s;
     if (globals().fd_kind[fd].exchange(kSink) == kPlain) globals().virtual_fds.fetch_add(1);
   }
@@ -381,7 +322,6 @@ void sink_copied(int oldfd, int newfd) {
   auto it = tables().sinks.find(oldfd);
   if (it == tables().sinks.end()) return;
   auto s = it->second;
-  note_identity(newfd);
   tables().sinks[newfd] = s;
   if (s->owner == ::getpid()) ++s->copies;
   if (globals().fd_kind[newfd].exchange(kSink) == kPlain) globals().virtual_fds.fetch_add(1);
@@ -446,18 +386,6 @@ int sync_plain(int fd, bool data_only) {
 void sinks_before_exec() {
   std::vector<std::shared_ptr<Sink>> handed;
   std::vector<std::pair<int, std::shared_ptr<Sink>>> placed;  // descriptors given a placeholder
-  std::vector<int> fds;
-  {
-    std::lock_guard lock(tables().mu);
-    for (auto& [fd, s] : tables().sinks) fds.push_back(fd);
-  }
-  for (int fd : fds) (void)sink_intact(fd);  // one closed unseen is no longer in the table
-  {
-    std::lock_guard lock(tables().mu);
-    handed.swap(tables().orphans);  // their drains finish before the exec ends this image
-    tables().any_orphans.store(false);
-    std::erase_if(handed, [](const std::shared_ptr<Sink>& s) { return s->owner != ::getpid(); });
-  }
   {
     std::lock_guard lock(tables().mu);
     tables().handed.clear();
@@ -512,23 +440,6 @@ void sinks_at_exit(bool flush_stdio) {
     for (auto& [fd, s] : tables().sinks)
       if (s->owner == ::getpid()) fds.push_back(fd);
   }
-  // A sink closed unseen whose number went to another file is found here (sink_intact moves it to
-  // the orphans), before /dev/null replaces that file.
-  std::erase_if(fds, [](int fd) { return !check_sink(fd, false); });
-  std::vector<std::shared_ptr<Sink>> orphans;
-  {
-    std::lock_guard lock(tables().mu);
-    orphans.swap(tables().orphans);
-    tables().any_orphans.store(false);
-  }
-  bool stored = true;
-  for (auto& s : orphans) {
-    if (s->owner != ::getpid()) continue;
-    wait_done(*s);
-    std::lock_guard lock(s->mu);
-    stored = stored && s->status.ok();
-  }
-  if (!stored) std::_Exit(1);  // as below: the exit status says a file was not stored
   int null = REAL(open)("/dev/null", O_WRONLY | O_CLOEXEC);
   for (int fd : fds) {
     SinkEnd* end = release_sink(fd);
@@ -554,8 +465,7 @@ bool any_sinks() {
 // virtual fds it inherits (see inheritance_env).
 template <class Call>
 int exec_with_handoff(char* const envp[], Call call) {
-  if (globals().virtual_fds.load(std::memory_order_relaxed) == 0 && !tables().any_orphans.load())
-    return call(envp);
+  if (globals().virtual_fds.load(std::memory_order_relaxed) == 0) return call(envp);
   if (in_vfork_child()) {  // the tables are the parent's: only the records are added
     std::string records = inheritance_env();
     auto env = environment_with(envp, records);

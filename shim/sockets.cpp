@@ -5,15 +5,12 @@
 
 #include "http/transport.hpp"
 #include "real.hpp"
-#include "state.hpp"
 
 extern "C" {
 
 int socketpair(int domain, int type, int protocol, int sv[2]) {
   if (ossshim::http::in_curl()) type |= SOCK_CLOEXEC;
-  int r = REAL(socketpair)(domain, type, protocol, sv);
-  if (r == 0) ossshim::shim::fresh_fd(sv[0]), ossshim::shim::fresh_fd(sv[1]);  // state.hpp
-  return r;
+  return REAL(socketpair)(domain, type, protocol, sv);
 }
 
 }  // extern "C"

@@ -32,17 +32,11 @@ struct Globals {
   // Read and changed only through lookup_file and exchange_file (the fork gate).
   std::atomic<std::shared_ptr<vfs::OpenFile>> fd_file[kMaxFds];
   std::atomic<int> virtual_fds{0};  // how many entries of fd_kind are not kPlain
-  // The kernel identity (st_dev, st_ino) of each virtual fd's placeholder (of a sink's pipe),
-  // recorded when it was attached: a close the shim did not see (a raw syscall) leaves an entry whose number
-  // the kernel may hand out again; the identity tells the old placeholder from the new file.
+  // The kernel identity (st_dev, st_ino) of each virtual fd's placeholder, recorded when it was
+  // attached: a close the shim did not see (a raw syscall) leaves an entry whose number the
+  // kernel may hand out again; the identity tells the old placeholder from the new file.
   std::atomic<std::uint64_t> fd_dev[kMaxFds];
   std::atomic<std::uint64_t> fd_ino[kMaxFds];
-  // The identity check is needed only when the kernel could have handed a number out again:
-  // `fd_generation` counts the descriptors created by calls the shim sees pass through (fresh_fd),
-  // and `fd_checked` holds the generation at which each virtual fd's identity was last confirmed.
-  // A read loop with no new descriptors in between then costs no fstat per call.
-  std::atomic<std::uint64_t> fd_generation{1};
-  std::atomic<std::uint64_t> fd_checked[kMaxFds];
   // A chdir() into the prefix makes the cwd virtual: relative paths then resolve against `cwd`.
   std::atomic<bool> cwd_virtual{false};
   // Whether the cwd a program started in was looked at (a marker directory, cwd.cpp): 0 not yet,
@@ -80,40 +74,24 @@ inline bool is_virtual_path(const char* path) {
 // close would, and false returned: the call then goes to the kernel.
 bool placeholder_intact(int fd);
 
-// Whether sink `fd` is still the write end of its pipe (one fstat, sinks.cpp). When it is not
-// (closed by a raw syscall, the number perhaps reused), the stale entry is dropped (the drain
-// commits the file when the pipe's last write end is gone, as close would) and false returned.
-bool sink_intact(int fd);
-
-// One array lookup (and, for a virtual fd, the identity check when a descriptor was created since
-// the last one): is this descriptor one of ours? Never for the shim's own calls (guard.hpp).
-// What this cannot see: a close and a re-creation of the number both by calls out of the shim's
-// sight (the `syscall` instruction, io_uring), with a libc call on the number after them.
+// One array lookup (and, for a virtual fd, the identity check): is this descriptor one of ours?
+// Never for the shim's own calls (guard.hpp).
 inline bool virtual_fd(int fd) {
-  if (fd < 0 || fd >= kMaxFds) return false;
-  Globals& g = globals();
-  return g.fd_kind[fd].load(std::memory_order_acquire) == kVirtual && !in_own_call() &&
-         (g.fd_checked[fd].load(std::memory_order_relaxed) ==
-              g.fd_generation.load(std::memory_order_acquire) ||
-          placeholder_intact(fd));
+  return fd >= 0 && fd < kMaxFds && globals().fd_kind[fd].load(std::memory_order_acquire) == kVirtual &&
+         !in_own_call() && placeholder_intact(fd);
 }
 
 // Does closing or replacing this descriptor concern the shim?
 inline bool shim_fd(int fd) {
   if (fd < 0 || fd >= kMaxFds) return false;
   std::uint8_t kind = globals().fd_kind[fd].load(std::memory_order_acquire);
-  return (kind == kSink && sink_intact(fd)) || (kind == kVirtual && placeholder_intact(fd));
+  return kind == kSink || (kind == kVirtual && placeholder_intact(fd));
 }
 // A descriptor the kernel just handed out for a call passed through: if the table still thinks
 // that number is virtual, its old placeholder was closed unseen; the check drops the entry.
 inline int fresh_fd(int fd) {
-  if (fd < 0 || fd >= kMaxFds) return fd;
-  globals().fd_generation.fetch_add(1, std::memory_order_acq_rel);  // every virtual fd is checked again
-  std::uint8_t kind = globals().fd_kind[fd].load(std::memory_order_acquire);
-  if (kind == kVirtual)
+  if (fd >= 0 && fd < kMaxFds && globals().fd_kind[fd].load(std::memory_order_acquire) == kVirtual)
     (void)placeholder_intact(fd);
-  else if (kind == kSink)
-    (void)sink_intact(fd);
   return fd;
 }
 // The close window: close() forgets a virtual fd just before the kernel closes its placeholder
@@ -166,14 +144,8 @@ inline int passed_fstat(int fd, FdIdentity before, int r, const St* st) {
 // readlink when the stat is of an unlinked file, as placeholders are).
 int checked_dup(int oldfd, FdIdentity before, int r, const std::shared_ptr<vfs::OpenFile>& f);
 
-// The table's word alone (no identity check): for a descriptor checked before a kernel call that
-// has just replaced it (dup2 onto a sink).
-inline bool sink_listed(int fd) {
-  return fd >= 0 && fd < kMaxFds && globals().fd_kind[fd].load(std::memory_order_acquire) == kSink;
-}
 inline bool sink_fd(int fd) {
-  return fd >= 0 && fd < kMaxFds && globals().fd_kind[fd].load(std::memory_order_acquire) == kSink &&
-         sink_intact(fd);
+  return fd >= 0 && fd < kMaxFds && globals().fd_kind[fd].load(std::memory_order_acquire) == kSink;
 }
 
 // The open file of descriptor `fd`, or nullptr with errno EBADF when `fd` is not (or no longer)

@@ -404,10 +404,6 @@ FILE* reopen(const char* path, const char* mode, FILE* stream, FreopenFn real) {
   }
   Target t(AT_FDCWD, path);
   if (t.handled) return freopen_virtual(t.path, path, mode, stream, real);
-  // A failed freopen closes the stream: a local symlink into the prefix is looked for first, when
-  // the path does not exist as a local file (a readlink per component, only then).
-  if (path != nullptr && REAL(access)(path, F_OK) != 0 && t.via_local_link(AT_FDCWD, path))
-    return freopen_virtual(t.path, path, mode, stream, real);
   forget_stream_fd(stream);
   return call_real(real, path, mode, stream);
 }
@@ -433,14 +429,12 @@ FILE* fopen(const char* path, const char* mode) {
   Target t(AT_FDCWD, path);
   if (t.handled) return fopen_virtual(t.path, mode);
   FILE* f = REAL(fopen)(path, mode);
-  if (f) fresh_fd(fileno(f));  // opened by glibc's internal open: the fd table hears of it
   return !f && t.via_local_link(AT_FDCWD, path) ? fopen_virtual(t.path, mode) : f;
 }
 FILE* fopen64(const char* path, const char* mode) {
   Target t(AT_FDCWD, path);
   if (t.handled) return fopen_virtual(t.path, mode);
   FILE* f = REAL(fopen64)(path, mode);
-  if (f) fresh_fd(fileno(f));  // opened by glibc's internal open: the fd table hears of it
   return !f && t.via_local_link(AT_FDCWD, path) ? fopen_virtual(t.path, mode) : f;
 }
 FILE* fdopen(int fd, const char* mode) {

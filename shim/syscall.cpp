@@ -151,14 +151,6 @@ long route(long n, const Args& x, bool& handled) {
       if (virtual_fd(x.fd(0)) || virtual_fd(x.fd(1)))
         return sendfile(x.fd(0), x.fd(1), x.ptr<off_t>(2), static_cast<size_t>(x.a[3]));
       break;
-    case SYS_link:
-      if (maybe_virtual(AT_FDCWD, x.path(0)) || maybe_virtual(AT_FDCWD, x.path(1)))
-        return link(x.path(0), x.path(1));
-      break;
-    case SYS_linkat:
-      if (path_ours(x.fd(0), x.path(1), static_cast<int>(x.a[4])) || maybe_virtual(x.fd(2), x.path(3)))
-        return linkat(x.fd(0), x.path(1), x.fd(2), x.path(3), static_cast<int>(x.a[4]));
-      break;
     default:
       break;
   }
@@ -210,62 +202,3 @@ extern "C" long syscall(long number, ...) {
   if (r >= 0 && r < kMaxFds && returns_fd(number, x)) fresh_fd(static_cast<int>(r));
   return r;
 }
-
-// libc calls that make descriptors without the shim's interposed open or dup: each new number
-// is told to the fd table (fresh_fd), so that a virtual fd whose number the kernel could have
-// handed out again has its identity checked at its next use (state.hpp, virtual_fd).
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <sys/inotify.h>
-#include <sys/mman.h>
-#include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <sys/timerfd.h>
-
-extern "C" {
-
-int socket(int domain, int type, int protocol) {
-  return fresh_fd(REAL(socket)(domain, type, protocol));
-}
-int accept(int fd, struct sockaddr* addr, socklen_t* len) {
-  return fresh_fd(REAL(accept)(fd, addr, len));
-}
-int accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) {
-  return fresh_fd(REAL(accept4)(fd, addr, len, flags));
-}
-int pipe(int fds[2]) {
-  int r = REAL(pipe)(fds);
-  if (r == 0) fresh_fd(fds[0]), fresh_fd(fds[1]);
-  return r;
-}
-int pipe2(int fds[2], int flags) {
-  int r = REAL(pipe2)(fds, flags);
-  if (r == 0) fresh_fd(fds[0]), fresh_fd(fds[1]);
-  return r;
-}
-int eventfd(unsigned count, int flags) {
-  return fresh_fd(REAL(eventfd)(count, flags));
-}
-int epoll_create(int size) {
-  return fresh_fd(REAL(epoll_create)(size));
-}
-int epoll_create1(int flags) {
-  return fresh_fd(REAL(epoll_create1)(flags));
-}
-int signalfd(int fd, const sigset_t* mask, int flags) {
-  return fresh_fd(REAL(signalfd)(fd, mask, flags));
-}
-int timerfd_create(int clock, int flags) {
-  return fresh_fd(REAL(timerfd_create)(clock, flags));
-}
-int inotify_init(void) {
-  return fresh_fd(REAL(inotify_init)());
-}
-int inotify_init1(int flags) {
-  return fresh_fd(REAL(inotify_init1)(flags));
-}
-int memfd_create(const char* name, unsigned flags) {
-  return fresh_fd(REAL(memfd_create)(name, flags));
-}
-
-}  // extern "C"

@@ -92,29 +92,28 @@ using namespace ossshim::shim;
 extern "C" {
 
 int mkstemp(char* tmpl) {
-  TEMP_BODY(tmpl, make_temp_file(tmpl, 0, 0), fresh_fd(REAL(mkstemp)(tmpl)));
+  TEMP_BODY(tmpl, make_temp_file(tmpl, 0, 0), REAL(mkstemp)(tmpl));
 }
 int mkstemp64(char* tmpl) {
-  TEMP_BODY(tmpl, make_temp_file(tmpl, 0, 0), fresh_fd(REAL(mkstemp64)(tmpl)));
+  TEMP_BODY(tmpl, make_temp_file(tmpl, 0, 0), REAL(mkstemp64)(tmpl));
 }
 int mkstemps(char* tmpl, int suffixlen) {
-  TEMP_BODY(tmpl, make_temp_file(tmpl, suffixlen, 0), fresh_fd(REAL(mkstemps)(tmpl, suffixlen)));
+  TEMP_BODY(tmpl, make_temp_file(tmpl, suffixlen, 0), REAL(mkstemps)(tmpl, suffixlen));
 }
 int mkstemps64(char* tmpl, int suffixlen) {
-  TEMP_BODY(tmpl, make_temp_file(tmpl, suffixlen, 0), fresh_fd(REAL(mkstemps64)(tmpl, suffixlen)));
+  TEMP_BODY(tmpl, make_temp_file(tmpl, suffixlen, 0), REAL(mkstemps64)(tmpl, suffixlen));
 }
 int mkostemp(char* tmpl, int flags) {
-  TEMP_BODY(tmpl, make_temp_file(tmpl, 0, flags), fresh_fd(REAL(mkostemp)(tmpl, flags)));
+  TEMP_BODY(tmpl, make_temp_file(tmpl, 0, flags), REAL(mkostemp)(tmpl, flags));
 }
 int mkostemp64(char* tmpl, int flags) {
-  TEMP_BODY(tmpl, make_temp_file(tmpl, 0, flags), fresh_fd(REAL(mkostemp64)(tmpl, flags)));
+  TEMP_BODY(tmpl, make_temp_file(tmpl, 0, flags), REAL(mkostemp64)(tmpl, flags));
 }
 int mkostemps(char* tmpl, int suffixlen, int flags) {
-  TEMP_BODY(tmpl, make_temp_file(tmpl, suffixlen, flags), fresh_fd(REAL(mkostemps)(tmpl, suffixlen, flags)));
+  TEMP_BODY(tmpl, make_temp_file(tmpl, suffixlen, flags), REAL(mkostemps)(tmpl, suffixlen, flags));
 }
 int mkostemps64(char* tmpl, int suffixlen, int flags) {
-  TEMP_BODY(tmpl, make_temp_file(tmpl, suffixlen, flags),
-            fresh_fd(REAL(mkostemps64)(tmpl, suffixlen, flags)));
+  TEMP_BODY(tmpl, make_temp_file(tmpl, suffixlen, flags), REAL(mkostemps64)(tmpl, suffixlen, flags));
 }
 char* mkdtemp(char* tmpl) {
   TEMP_BODY(tmpl, make_temp_dir(tmpl), REAL(mkdtemp)(tmpl));

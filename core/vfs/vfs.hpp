@@ -86,7 +86,6 @@ struct OpenFile {
   // inherit it): a process that took the file over (exec'd with it) seals it with F_SEAL_SEAL;
   // then this one does not commit.
   int record_fd = -1;
-  std::uint64_t record_size = 0;  // the memfd's size (the shim keeps it near the writer's; offset_mu)
   // The shim's descriptors for this open file; the last one's close commits a writer.
   std::atomic<int> descriptors{0};
   // A real file standing for this path, for flock/fcntl locks between processes of the node.

@@ -64,44 +64,5 @@ done
 # The unseen close is reported when it is found (the number handed out again).
 "$ossrun_bin" -- "$OSSSHIM_BUILD_ROOT/tests/shim/raw_close" /oss/bkt/closed-log "$work/local-log" asm 2>&1 >/dev/null |
   grep -q "closed by a system call the shim did not see" && ok || bad "raw close (asm): no warning about the unseen close"
-# ... and a reader closed unseen whose number a pipe then takes (libc's pipe(), which the shim
-# hears of): reads of the number are the pipe's.
-expect "raw close, then a pipe on the number" 'virtual read: 4
-close: 0
-same number: yes
-pipe write: 11
-pipe read: 11 pipe bytes' "$ossrun_bin" -- "$OSSSHIM_BUILD_ROOT/tests/shim/raw_close" /oss/bkt/hello.txt - pipe
-# A sink (standard output redirected into the prefix: a pipe the shim drains) closed by a system
-# call, then a local file on number 1: fsync, F_DUPFD and an exec are the local file's (the exec'd
-# echo writes into it, not into the object), and the object holds what was written before.
-sink_closed='virtual write: 14
-close: 0
-same number: yes
-local write: 12
-local read: 12 local bytes
-local fsync: 0
-local dup: yes'
-for how in syscall asm; do
-  rm -f "$work/sink-local-$how"
-  expect "raw close of a sink ($how)" "$sink_closed" "$ossrun_bin" -- bash -c \
-    "'$OSSSHIM_BUILD_ROOT/tests/shim/raw_close' - '$work/sink-local-$how' $how > /oss/bkt/sink-$how"
-  [ "$(cat "$work/sink-local-$how")" == "local bytes
-exec'd echo" ] && ok || bad "raw close of a sink ($how): the local file holds [$(cat "$work/sink-local-$how")]"
-  [ "$(cat "$root/bkt/sink-$how" 2>&1)" == "virtual bytes" ] && ok ||
-    bad "raw close of a sink ($how): the object holds [$(cat "$root/bkt/sink-$how" 2>&1)]"
-done
-# A virtual writer's placeholder follows the bytes written: a raw fstat/statx the shim cannot see
-# says the size (exactly up to 64 KiB, then at most 64 KiB behind; exactly after fsync).
-expect "raw fstat of a writer" 'open: fstat 0 statx 0 libc 0
-write 5: fstat 5 statx 5 libc 5
-write 7: fstat 12 statx 12 libc 12
-pwrite at 99: fstat 100 statx 100 libc 100
-pwrite at 10: fstat 100 statx 100 libc 100
-ftruncate 12: fstat 12 statx 12 libc 12
-fallocate 4096: fstat 4096 statx 4096 libc 4096
-dup write 1: fstat 13 statx 13 libc 13
-200 KB written: raw fstat behind by less than 64 KiB: yes
-fsync: fstat 200013 statx 200013 libc 200013
-stored: 200013' "$ossrun_bin" -- "$OSSSHIM_BUILD_ROOT/tests/shim/writer_fstat" /oss/bkt/grown
 expect "static program, path" 'open: error ENOENT' "$ossrun_bin" -- "$static" /oss/bkt/hello.txt
 finish

@@ -107,46 +107,5 @@ got=$(vrun python3 -c "import os,sys; p=sys.argv[1]; print(os.path.exists(p), os
   bad "ls through a local link into the prefix: $(vrun ls "$work/ll-dir/snapshots/$rev/" 2>&1 | head -3)"
 [ "$(vrun bash -c "cd '$work/ll-dir' && pwd -P && cat refs/main" 2>&1)" = "$(printf '/oss/bkt/hf/models--org--name\n%s' "$rev")" ] && ok ||
   bad "cd through a local link into the prefix: $(vrun bash -c "cd '$work/ll-dir' && pwd -P && cat refs/main" 2>&1 | head -3)"
-# utime/utimes/utimensat/futimesat, chmod/chown, scandir/scandirat(64), fopen64, freopen(64)
-# through such links, and /proc/self/fd/N, /dev/fd/N of their descriptors: as through links to
-# the same files in a local directory.
-ln -sfn "$lb/hf/models--org--name/snapshots/$rev/config.json" "$work/ll-file.l"
-ln -sfn "$lb/hf/models--org--name/snapshots/$rev" "$work/ll-dir.l"
-ln -sfn "/oss/bkt/hf/models--org--name/snapshots/$rev" "$work/ll-snap"
-"$OSSSHIM_BUILD_ROOT/tests/shim/local_links" "$work/ll-file.l" "$work/ll-dir.l" > "$work/links.l" 2>&1 || true
-vrun "$OSSSHIM_BUILD_ROOT/tests/shim/local_links" "$work/ll-file" "$work/ll-snap" > "$work/links.v" 2> "$work/links.err" || true
-grep -q '^scandir: 6 \. \.\. config.json model.safetensors sub tokenizer.json$' "$work/links.l" && ok ||
-  bad "local_links on local links: $(head -10 "$work/links.l")"
-cmp -s "$work/links.l" "$work/links.v" && ok ||
-  bad "calls through local links into the prefix differ (< local, > shim): $(diff "$work/links.l" "$work/links.v" | head -10)"
-# /dev/stdin, /proc/self/fd/0 and /dev/fd/3 of a virtual file: its bytes (not the placeholder's
-# zeros), readlink its path, realpath the file.
-got=$(vrun bash -c "cat /dev/stdin < '/oss/bkt/hf/models--org--name/snapshots/$rev/config.json'; cat /proc/self/fd/0 < /oss/bkt/a-file 2>&1;
-  wc -c 3< /oss/bkt/cpa/a/b/three-mib.bin < /dev/fd/3; readlink /dev/fd/3 3< /oss/bkt/cpa/a/hello.txt;
-  python3 -c 'import os; print(os.path.realpath(\"/dev/fd/3\"))' 3< /oss/bkt/cpa/a/hello.txt" 2>&1 | grep -v '^ossshim')
-[ "$got" = "$(printf '%s\n%s\n%s\n%s\n%s' "$want" "bash: line 1: /oss/bkt/a-file: No such file or directory" $((3 << 20)) /oss/bkt/cpa/a/hello.txt /oss/bkt/cpa/a/hello.txt)" ] && ok ||
-  bad "/dev/stdin, /proc/self/fd/N of virtual files: [$got]"
-
-# ------------------------------------------------------------------ hard links (OSS has none)
-# EPERM within the prefix (as vfat), EXDEV across its boundary; nothing stored, one warning each
-# naming the fix; cp -l fails as on such a file system; rsync --link-dest copies instead.
-mkdir -p "$work/hl-prev" "$work/hl-src" && echo s > "$work/hl-src/s" && cp -a "$work/hl-src/s" "$work/hl-prev/s"
-echo q > "$work/hl-q"
-vrun bash -c "mkdir /oss/bkt/hl && echo a > /oss/bkt/hl/a && cd /oss/bkt/hl &&
-  { ln a b; echo \$?; ln /oss/bkt/hl/a '$work/hl-out'; echo \$?; ln '$work/hl-q' /oss/bkt/hl/q; echo \$?; cp -l a c; echo \$?;
-    python3 -c 'import os
-try: os.link(\"a\", \"d\")
-except OSError as e: print(e.strerror)'; }" > "$work/hl.out" 2> "$work/hl.err"
-[ "$(cat "$work/hl.out")" = "$(printf '1\n1\n1\n1\nOperation not permitted')" ] && ok || bad "hard links: exit statuses $(cat "$work/hl.out" | tr '\n' ' ')"
-want_err="ln: failed to create hard link 'b' => 'a': Operation not permitted
-ln: failed to create hard link '$work/hl-out' => '/oss/bkt/hl/a': Invalid cross-device link
-ln: failed to create hard link '/oss/bkt/hl/q' => '$work/hl-q': Invalid cross-device link
-cp: cannot create hard link 'c' to 'a': Operation not permitted"
-[ "$(strip_log "$work/hl.err")" = "$want_err" ] && ok || bad "hard links: errors [$(strip_log "$work/hl.err")]"
-[ "$(grep -c 'copy the file instead' "$work/hl.err")" = 5 ] && grep -q "link /oss/bkt/hl/a -> /oss/bkt/hl/b: OSS has no hard links (EPERM)" "$work/hl.err" &&
-  ok || bad "hard links: the warnings are $(grep '^ossshim' "$work/hl.err" | head -5)"
-[ "$(emu_ls hl)" = "a " ] && ! [ -e "$work/hl-out" ] && ok || bad "hard links: the bucket holds $(emu_ls hl), local $(ls "$work" | grep hl-out)"
-vrun rsync -a --link-dest="$work/hl-prev" "$work/hl-src/" /oss/bkt/hl-rsync/ > "$work/hlr.out" 2>&1 &&
-  [ "$(cat "$root/bkt/hl-rsync/s" 2>&1)" = s ] && ok || bad "rsync --link-dest into the prefix: $(strip_log "$work/hlr.out" | head -3)"
 
 finish

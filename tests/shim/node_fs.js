@@ -155,20 +155,6 @@ async function main() {
     fs.closeSync(fd);
     return JSON.stringify(fs.readFileSync(at('out/ap.txt'), 'utf8'));
   });
-  await check('writeSync then fstat', async () => {
-    const fd = fs.openSync(at('out/grown.txt'), 'w');
-    const sizes = [fs.fstatSync(fd).size];
-    fs.writeSync(fd, 'hello');
-    sizes.push(fs.fstatSync(fd).size);
-    fs.writeSync(fd, Buffer.alloc(70000, 0x61));
-    sizes.push(fs.fstatSync(fd).size);
-    fs.writeSync(fd, 'z', 99999);
-    sizes.push((await util.promisify(fs.fstat)(fd)).size);
-    fs.ftruncateSync(fd, 10);
-    sizes.push(fs.fstatSync(fd).size);
-    fs.closeSync(fd);
-    return sizes.join(' ');
-  });
   await check('fsyncSync', () => { const fd = fs.openSync(at('out/synced.txt'), 'w'); fs.writeSync(fd, 'synced\n'); fs.fsyncSync(fd); fs.closeSync(fd); return 'done'; });
   await check('mkdtempSync', () => {
     const t = fs.mkdtempSync(at('out/tmp-'));
