@@ -23,8 +23,8 @@ struct VDir {
   std::atomic<bool> used{false};
   int fd = -1;
   std::mutex mu;
-  long pos = 0;  // 0: ".", 1: "..", 2 + i: entries[i]
-  struct dirent64 entry{};  // {}: clang requires every member of a constinit object initialised
+  long pos = 0;              // 0: ".", 1: "..", 2 + i: entries[i]
+  struct dirent64 entry {};  // {}: clang requires every member of a constinit object initialised
 };
 
 constexpr int kMaxDirs = 4096;
